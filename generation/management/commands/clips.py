@@ -1,0 +1,33 @@
+"""python manage.py clips --db NAME [--json]: list a MashupDB's clips."""
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from generation.models import Clip, MashupDB
+from generation.services import clip_record
+
+
+class Command(BaseCommand):
+    help = "List the clips of a MashupDB with key, tempo, beats and stems."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--db", required=True, help="MashupDB name.")
+        parser.add_argument("--json", action="store_true", help="Print a JSON list (stable export).")
+
+    def handle(self, *args, **opts):
+        db = MashupDB.objects.filter(name=opts["db"]).first()
+        if db is None:
+            known = ", ".join(MashupDB.objects.values_list("name", flat=True)) or "none"
+            raise CommandError(f"no MashupDB named {opts['db']!r} (known: {known})")
+        clips = Clip.objects.filter(db=db).prefetch_related("stems").order_by("id")
+        records = [clip_record(c) for c in clips]
+        if opts["json"]:
+            self.stdout.write(json.dumps(records, indent=2))
+            return
+        for r in records:
+            self.stdout.write(
+                f"{r['id']:>5}  {r['name'][:40]:<40} {r['key']:<9} {r['tempo_bpm']:7.2f} BPM  "
+                f"{r['beats_per_bar']}/4  {r['duration_s']:6.2f} s  {','.join(sorted(r['stems']))}"
+            )
+        self.stdout.write(f"{len(records)} clips in {db.name}")

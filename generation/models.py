@@ -1,0 +1,101 @@
+"""MashupDB storage: collections, clips with their analysis, and stems.
+
+Audio lives under MEDIA_ROOT; rows hold paths relative to it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+
+from generation.keys import Key
+
+
+class MashupDB(models.Model):
+    """A named collection of clips (the paper's MashupDB)."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "MashupDB"
+        verbose_name_plural = "MashupDBs"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Clip(models.Model):
+    """One excerpt of a source recording (a ~30 s preview, or an annotated verse/chorus)."""
+
+    class AnalysisSource(models.TextChoices):
+        ESTIMATED = "estimated"
+        ANNOTATED = "annotated"
+
+    db = models.ForeignKey(MashupDB, on_delete=models.CASCADE, related_name="clips")
+    name = models.CharField(max_length=255)
+    source = models.CharField(max_length=1024, help_text="Path of the source recording as given to ingest.")
+    source_sha256 = models.CharField(max_length=64, db_index=True)
+    start_s = models.FloatField()
+    duration_s = models.FloatField()
+    sample_rate = models.PositiveIntegerField()
+    audio_path = models.CharField(max_length=1024, help_text="Clip audio, relative to MEDIA_ROOT.")
+    segment_label = models.CharField(max_length=64, blank=True)
+    key_label = models.CharField(max_length=16)
+    tempo_bpm = models.FloatField()
+    beats = models.JSONField(default=list, help_text="Beat times in seconds from the clip start.")
+    downbeats = models.JSONField(default=list, help_text="Downbeat times in seconds from the clip start.")
+    beats_per_bar = models.PositiveSmallIntegerField()
+    analysis_source = models.CharField(max_length=16, choices=AnalysisSource.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["db", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["db", "source_sha256", "start_s"], name="unique_clip_per_source_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.db.name}/{self.name}"
+
+    @property
+    def key(self) -> Key:
+        return Key.parse(self.key_label)
+
+    @property
+    def audio_file(self) -> Path:
+        return Path(settings.MEDIA_ROOT) / self.audio_path
+
+    def stem_paths(self, *, kind: str = "role") -> dict[str, Path]:
+        return {s.name: s.file for s in self.stems.all() if s.kind == kind}
+
+
+class Stem(models.Model):
+    """A stem file of a clip: one of the three roles, or a raw separator output."""
+
+    class Kind(models.TextChoices):
+        ROLE = "role"
+        RAW = "raw"
+
+    ROLES = ("vocal", "harmonic", "percussion")
+
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="stems")
+    name = models.CharField(max_length=32, help_text="Role (vocal|harmonic|percussion) or raw stem name.")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    path = models.CharField(max_length=1024, help_text="Relative to MEDIA_ROOT.")
+    method = models.CharField(max_length=64, help_text="What made it: spleeter:4stems, spleeter:2stems+hpss, stems, ...")
+
+    class Meta:
+        ordering = ["clip", "kind", "name"]
+        constraints = [models.UniqueConstraint(fields=["clip", "name"], name="unique_stem_name_per_clip")]
+
+    def __str__(self) -> str:
+        return f"{self.clip} {self.name}"
+
+    @property
+    def file(self) -> Path:
+        return Path(settings.MEDIA_ROOT) / self.path

@@ -1,0 +1,147 @@
+"""Django side of ingest: skip what is stored, move finished clips into MEDIA_ROOT, write rows."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from django.conf import settings
+from django.db import transaction
+
+from generation.ingest import (
+    ClipPlan,
+    Failure,
+    IngestError,
+    PreparedClip,
+    discover_sources,
+    plan_clips,
+    prepare_clips,
+)
+from generation.models import Clip, MashupDB, Stem
+
+
+@dataclass
+class IngestReport:
+    added: list[Clip] = field(default_factory=list)
+    skipped: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+
+def db_folder(db_name: str) -> Path:
+    return Path(settings.MEDIA_ROOT) / "mashupdb" / db_name
+
+
+def ingest(
+    paths: list[Path],
+    *,
+    db_name: str,
+    separator: str = "spleeter:4stems",
+    clip_seconds: float = 30.0,
+    annotations_dir: Path | None = None,
+    jobs: int = 1,
+    progress: bool = True,
+    say: Callable[[str], None] = print,
+) -> IngestReport:
+    """Add every new clip of `paths` to MashupDB `db_name`; stored clips are skipped (resumable)."""
+    report = IngestReport()
+
+    def fail(failure: Failure) -> None:
+        report.failures.append(failure)
+        say(f"error: {failure.message}")
+
+    sources, failures = discover_sources(paths, separator=separator)
+    for f in failures:
+        fail(f)
+    db = MashupDB.objects.filter(name=db_name).first()
+    known = set(Clip.objects.filter(db=db).values_list("source_sha256", "start_s")) if db else set()
+    plans: list[ClipPlan] = []
+    for source in sources:
+        try:
+            for plan in plan_clips(source, clip_seconds=clip_seconds, annotations_dir=annotations_dir):
+                if (plan.source_sha256, plan.start_s) in known:
+                    report.skipped += 1
+                else:
+                    plans.append(plan)
+        except IngestError as exc:
+            fail(Failure(source, str(exc)))
+    if not plans:
+        return report
+    media = Path(settings.MEDIA_ROOT)
+    staging = media / ".staging" / uuid.uuid4().hex
+    try:
+        prepared = prepare_clips(plans, staging, separator=separator, jobs=jobs, progress=progress, report=fail)
+        for clip in prepared:
+            try:
+                report.added.append(_store(clip, db_name))
+            except Exception as exc:  # keep the DB and MEDIA_ROOT consistent, go on with the rest
+                fail(Failure(clip.plan.source, f"{clip.plan.source}: could not store clip: {exc}"))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+def _store(clip: PreparedClip, db_name: str) -> Clip:
+    """Move the clip folder into place and write its rows; all or nothing."""
+    final = db_folder(db_name) / clip.plan.uid
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():  # left over by an interrupted run, not in the DB: replace it
+        shutil.rmtree(final)
+    media = Path(settings.MEDIA_ROOT)
+    rel = final.relative_to(media)
+    try:
+        with transaction.atomic():
+            db, _ = MashupDB.objects.get_or_create(name=db_name)
+            row = Clip.objects.create(
+                db=db,
+                name=clip.plan.name,
+                source=str(clip.plan.source),
+                source_sha256=clip.plan.source_sha256,
+                start_s=clip.plan.start_s,
+                duration_s=clip.duration_s,
+                sample_rate=clip.sample_rate,
+                audio_path=(rel / clip.audio_name).as_posix(),
+                segment_label=clip.plan.segment_label,
+                key_label=clip.key_label,
+                tempo_bpm=clip.tempo_bpm,
+                beats=clip.beats,
+                downbeats=clip.downbeats,
+                beats_per_bar=clip.beats_per_bar,
+                analysis_source=clip.analysis_source,
+            )
+            Stem.objects.bulk_create(
+                Stem(clip=row, name=name, kind=kind, path=(rel / file).as_posix(), method=method)
+                for name, kind, file, method in clip.stems
+            )
+            os.replace(clip.folder, final)
+    except Exception:
+        if final.exists() and not clip.folder.exists():
+            shutil.rmtree(final, ignore_errors=True)
+        raise
+    return row
+
+
+def clip_record(clip: Clip) -> dict:
+    """The stable JSON form of a clip (the `clips --json` export)."""
+    stems = list(clip.stems.all())
+    return {
+        "id": clip.id,
+        "db": clip.db.name,
+        "name": clip.name,
+        "source": clip.source,
+        "start_s": clip.start_s,
+        "duration_s": clip.duration_s,
+        "key": clip.key_label,
+        "tempo_bpm": round(clip.tempo_bpm, 3),
+        "beats": clip.beats,
+        "downbeats": clip.downbeats,
+        "beats_per_bar": clip.beats_per_bar,
+        "analysis_source": clip.analysis_source,
+        "segment_label": clip.segment_label,
+        "stems": {s.name: str(s.file) for s in stems if s.kind == Stem.Kind.ROLE},
+        "raw_stems": {s.name: str(s.file) for s in stems if s.kind == Stem.Kind.RAW},
+        "methods": {s.name: s.method for s in stems if s.kind == Stem.Kind.ROLE},
+    }

@@ -1,0 +1,34 @@
+"""Experimenter pages for MashupDBs: the library and its clips with playable stems."""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count
+from django.shortcuts import get_object_or_404, render
+
+from config.ranged import ranged_file_response, safe_path
+from generation.models import Clip, MashupDB, Stem
+
+
+@login_required
+def home(request):
+    dbs = MashupDB.objects.annotate(n_clips=Count("clips")).order_by("name")
+    return render(request, "generation/home.html", {"dbs": dbs})
+
+
+@login_required
+def db_detail(request, name: str):
+    db = get_object_or_404(MashupDB, name=name)
+    clips = Clip.objects.filter(db=db).prefetch_related("stems").order_by("id")
+    rows = [
+        {"clip": c, "roles": [s for s in c.stems.all() if s.kind == Stem.Kind.ROLE]}
+        for c in clips
+    ]
+    return render(request, "generation/db_detail.html", {"db": db, "rows": rows})
+
+
+@login_required
+def media_file(request, relative: str):
+    """Experimenter access to stored audio, with Range support for seeking."""
+    return ranged_file_response(request, safe_path(Path(settings.MEDIA_ROOT), relative))

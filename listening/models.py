@@ -1,0 +1,1 @@
+"""Models of the listening app (filled in by its issue)."""
