@@ -35,7 +35,7 @@ class Command(BaseCommand):
         separator = "spleeter:4stems" if "4stems" in models else "spleeter:2stems"
         if separator == "spleeter:2stems":
             self.stdout.write("[demo] no 4stems weights in MODEL_PATH: using 2stems + HPSS (see README)")
-        report = ingest([s.mix for s in songs], db_name=opts["db"], separator=separator, clip_seconds=opts["seconds"],
+        report = ingest([s.mix_path for s in songs], db_name=opts["db"], separator=separator, clip_seconds=opts["seconds"],
                         say=lambda line: self.stderr.write(line))
         self.stdout.write(f"[demo] MashupDB {opts['db']}: {len(report.added)} added, {report.skipped} present, "
                           f"{len(report.failures)} failed")

@@ -1,0 +1,106 @@
+"""Objective evaluation, the paper's Table 1: accuracy on labeled data and average rank.
+
+From the paper: "(i) how well a trained model classifies the generated
+labeled data … evaluated in terms of accuracy on a binary prediction task
+using 0.5 as the threshold"; "(ii) … we used the test set of 26,550
+unlabeled examples as the retrieval database … we calculate the ranking
+position (≥ 1) based on the probability scores for each positive example,
+and report the average rank."
+
+So, for each positive (original) example, its rank is 1 + the number of
+unlabeled (matched) candidates in the retrieval database that score at least
+as high as it. The database is the whole test set by default, as in the
+paper; passing ``groups`` restricts each positive to the unlabeled
+candidates of its own vocal seed (the per-seed reading). Ties count against
+the positive (a constant scorer gets the worst rank, not the best), so
+ranking is not flattered by uncalibrated or saturated scores.
+
+Labels: 1 positive, 0 negative, −1 unlabeled (as in :mod:`scoring.losses`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from scoring.errors import ScoringError
+
+POSITIVE, NEGATIVE, UNLABELED = 1, 0, -1
+
+
+def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels)
+    if s.ndim != 1 or y.shape != s.shape:
+        raise ScoringError(f"scores and labels must be 1-D of equal length, got {s.shape} and {y.shape}")
+    if not np.all(np.isfinite(s)):
+        raise ScoringError("scores contain NaN or infinite values")
+    if not set(np.unique(y).tolist()) <= {POSITIVE, NEGATIVE, UNLABELED}:
+        raise ScoringError(f"labels must be 1, 0 or -1, got {sorted(set(np.unique(y).tolist()))}")
+    return s, y.astype(np.int64)
+
+
+def labeled_accuracy(*, scores: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> float:
+    """Share of labeled examples (label 1 or 0) classified right: good iff score ≥ ``threshold``.
+
+    Unlabeled examples are ignored. Raises if there is no labeled example.
+    """
+    s, y = _check(scores, labels)
+    keep = y != UNLABELED
+    if not keep.any():
+        raise ScoringError("no labeled example to compute accuracy on")
+    return float(np.mean((s[keep] >= threshold).astype(np.int64) == y[keep]))
+
+
+def positive_ranks(*, scores: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    """Rank (≥ 1) of each positive among the unlabeled candidates; float64 (n_positives,).
+
+    rank_i = 1 + #{unlabeled j (in the same group if ``groups``): s_j ≥ s_i}.
+    """
+    s, y = _check(scores, labels)
+    pos = np.flatnonzero(y == POSITIVE)
+    unl = np.flatnonzero(y == UNLABELED)
+    if pos.size == 0:
+        raise ScoringError("no positive example to rank")
+    if unl.size == 0:
+        raise ScoringError("no unlabeled candidate to rank the positives against")
+    if groups is None:
+        u = np.sort(s[unl])
+        # number of unlabeled scores ≥ s_i
+        return 1.0 + (u.size - np.searchsorted(u, s[pos], side="left")).astype(np.float64)
+    g = np.asarray(groups)
+    if g.shape != s.shape:
+        raise ScoringError(f"groups must match scores in shape, got {g.shape} and {s.shape}")
+    ranks = np.empty(pos.size)
+    for k, i in enumerate(pos):
+        same = unl[g[unl] == g[i]]
+        if same.size == 0:
+            raise ScoringError(f"vocal seed group {g[i]!r} has a positive but no unlabeled candidate")
+        ranks[k] = 1.0 + np.count_nonzero(s[same] >= s[i])
+    return ranks
+
+
+def average_rank(*, scores: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None) -> float:
+    """Mean of :func:`positive_ranks` (1.0 = every positive above every unlabeled candidate)."""
+    return float(np.mean(positive_ranks(scores=scores, labels=labels, groups=groups)))
+
+
+def table1_row(*, system: str, scores: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None,
+               calibrated: bool = True, threshold: float = 0.5) -> dict[str, Any]:
+    """One row of Table 1: {system, accuracy, average_rank, n_labeled, n_unlabeled, accuracy_note}.
+
+    ``calibrated=False`` (AutoMashUpper's score is not a probability) leaves
+    ``accuracy`` None with the reason in ``accuracy_note``.
+    """
+    s, y = _check(scores, labels)
+    row: dict[str, Any] = {
+        "system": system,
+        "accuracy": labeled_accuracy(scores=s, labels=y, threshold=threshold) if calibrated else None,
+        "average_rank": average_rank(scores=s, labels=y, groups=groups),
+        "n_labeled": int(np.count_nonzero(y != UNLABELED)),
+        "n_unlabeled": int(np.count_nonzero(y == UNLABELED)),
+        "accuracy_note": None if calibrated else
+        f"{system}'s score is not a probability, so accuracy at threshold {threshold} is meaningless",
+    }
+    return row
