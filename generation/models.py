@@ -99,3 +99,55 @@ class Stem(models.Model):
     @property
     def file(self) -> Path:
         return Path(settings.MEDIA_ROOT) / self.path
+
+
+class Candidate(models.Model):
+    """A mashup candidate: a vocal seed over a harmonic and a percussion stem, and how each was adjusted.
+
+    Ratios are time-stretch factors applied to the stem's tempo (seed tempo /
+    stem tempo: 1.1 plays the stem 10 % faster); offsets are seconds added to
+    the stem's first downbeat after alignment on the seed's first downbeat
+    (positive = later). The record plus `seed` re-renders the candidate bit
+    for bit.
+    """
+
+    class Condition(models.TextChoices):
+        ORIGINAL = "original"
+        MATCHED = "matched"
+        UNMATCHED_KEY = "unmatched_key"
+        UNMATCHED_TEMPO = "unmatched_tempo"
+        UNMATCHED_BOTH = "unmatched_both"
+
+    db = models.ForeignKey(MashupDB, on_delete=models.CASCADE, related_name="candidates",
+                           help_text="The vocal seed's MashupDB.")
+    vocal_clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="+")
+    harmonic_clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="+")
+    percussion_clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="+")
+    condition = models.CharField(max_length=16, choices=Condition.choices, db_index=True)
+    harmonic_shift_semitones = models.IntegerField(default=0)
+    harmonic_ratio = models.FloatField(default=1.0)
+    percussion_ratio = models.FloatField(default=1.0)
+    harmonic_offset_s = models.FloatField(default=0.0)
+    percussion_offset_s = models.FloatField(default=0.0)
+    duration_s = models.FloatField()
+    seed = models.BigIntegerField()
+    spec_key = models.CharField(max_length=64, unique=True, help_text="Hash of every field above: no duplicates.")
+    mix_path = models.CharField(max_length=1024, blank=True)
+    vocal_path = models.CharField(max_length=1024, blank=True)
+    harmonic_path = models.CharField(max_length=1024, blank=True)
+    percussion_path = models.CharField(max_length=1024, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.condition} v{self.vocal_clip_id} h{self.harmonic_clip_id} p{self.percussion_clip_id}"
+
+    @property
+    def is_rendered(self) -> bool:
+        return bool(self.mix_path)
+
+    def media(self, field: str) -> Path | None:
+        value = getattr(self, field)
+        return Path(settings.MEDIA_ROOT) / value if value else None
