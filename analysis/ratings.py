@@ -124,19 +124,49 @@ def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def _check_choice(frame: pd.DataFrame, column: str, allowed: tuple[str, ...]) -> None:
-    bad = ~frame[column].isin(allowed).to_numpy()
+@dataclass
+class _Column:
+    """A text column as codes into its distinct cleaned values (cleaning runs once per value)."""
+
+    codes: np.ndarray  # (n_rows,) int64 into uniques
+    uniques: np.ndarray  # (n_distinct,) object array of cleaned strings
+
+    def values(self) -> np.ndarray:
+        return self.uniques[self.codes]
+
+    def mask(self, predicate) -> np.ndarray:
+        """Row mask of ``predicate`` applied to each distinct value."""
+        hit = np.fromiter((bool(predicate(u)) for u in self.uniques), dtype=bool, count=len(self.uniques))
+        return hit[self.codes]
+
+
+def _encode(values: pd.Series, *, lower: bool) -> _Column:
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    text = pd.Series(np.asarray(uniques, dtype=object), dtype=object).map(str).str.strip()
+    if lower:
+        text = text.str.lower()
+    cleaned = list(text.to_numpy(dtype=object))
+    cleaned.append("")  # target of the NA sentinel -1
+    # merge values that became equal after cleaning (" top" and "top"); sorted, so that
+    # category order is string order
+    merged_codes, merged = pd.factorize(np.asarray(cleaned, dtype=object), sort=True)
+    codes = np.where(codes < 0, len(cleaned) - 1, codes)
+    return _Column(codes=merged_codes[codes].astype(np.int64), uniques=np.asarray(merged, dtype=object))
+
+
+def _check_choice(col: _Column, column: str, allowed: tuple[str, ...]) -> None:
+    bad = col.mask(lambda u: u not in allowed)
     if bad.any():
         pos = _first_bad(bad)
         shown = ", ".join(repr(a) for a in allowed)
         raise RatingsError(
-            f"{_row_label(pos)}, column {column!r}: {frame[column].iloc[pos]!r} is not one of "
+            f"{_row_label(pos)}, column {column!r}: {col.uniques[col.codes[pos]]!r} is not one of "
             f"{shown} ({int(bad.sum())} bad rows in all)."
         )
 
 
-def _check_not_empty(frame: pd.DataFrame, column: str, rows: np.ndarray | None = None) -> None:
-    bad = (frame[column].to_numpy() == "")
+def _check_not_empty(col: _Column, column: str, rows: np.ndarray | None = None) -> None:
+    bad = col.mask(lambda u: u == "")
     if rows is not None:
         bad &= rows
     if bad.any():
@@ -146,6 +176,24 @@ def _check_not_empty(frame: pd.DataFrame, column: str, rows: np.ndarray | None =
             f"{_row_label(pos)}, column {column!r}: empty, but a value is required{where} "
             f"({int(bad.sum())} empty in all)."
         )
+
+
+def _numeric(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(float values with NaN for unparseable, the cleaned text shown in messages), per row."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numbers = values.to_numpy(dtype=float, na_value=np.nan)
+        return numbers, numbers.astype(object)
+    col = _encode(values, lower=False)
+    parsed = pd.to_numeric(pd.Series(col.uniques, dtype=object), errors="coerce").to_numpy(dtype=float)
+    return parsed[col.codes], col.values()
+
+
+def _combined(*cols: _Column) -> np.ndarray:
+    """One int64 code per row for the tuple of ``cols`` (mixed radix; fits for any realistic table)."""
+    key = np.zeros(len(cols[0].codes), dtype=np.int64)
+    for col in cols:
+        key = key * max(len(col.uniques), 1) + col.codes
+    return key
 
 
 def validate_ratings(frame: pd.DataFrame) -> pd.DataFrame:
@@ -159,50 +207,51 @@ def validate_ratings(frame: pd.DataFrame) -> pd.DataFrame:
     one task/system/group/query, a (participant, page) one heard_before/seconds,
     a participant one listens_daily/produces_music.
 
-    Returns a new frame with exactly the :data:`COLUMNS`, text columns as
-    ``str`` (surrounding spaces stripped; categorical values lower-cased),
-    ``score`` as int64 and ``seconds`` as float64, row order kept.
+    Returns a new frame with exactly the :data:`COLUMNS`, row order kept:
+    text columns as pandas Categoricals of str whose category order is string
+    order (so groupby is cheap and sorting a column sorts its text);
+    surrounding spaces stripped, choice columns lower-cased; ``score`` int64;
+    ``seconds`` float64.
     Raises :class:`RatingsError` naming the first offending row and column.
+
+    Text is cleaned once per distinct value (pandas.factorize), so a million
+    rows validate in about a second.
     """
     if not isinstance(frame, pd.DataFrame):
         raise RatingsError(f"ratings must be a pandas DataFrame, got {type(frame).__name__}.")
-    columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in COLUMNS if c not in columns]
+    renamed = {c: str(c).strip().lstrip("\ufeff") for c in frame.columns}
+    frame = frame.rename(columns=renamed)
+    missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise RatingsError(
             f"missing column(s) {', '.join(repr(c) for c in missing)}; the ratings CSV needs "
             f"{', '.join(COLUMNS)}."
         )
+    if frame.columns.duplicated().any():
+        dup = sorted(set(frame.columns[frame.columns.duplicated()]))
+        raise RatingsError(f"column(s) {', '.join(repr(c) for c in dup)} appear more than once.")
     if len(frame) == 0:
         raise RatingsError("the ratings table has no rows.")
-    frame = frame.copy()
-    frame.columns = columns
-    out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
-    for column in COLUMNS:
-        values = frame[column]
-        if values.dtype == object or pd.api.types.is_string_dtype(values):
-            text = values.fillna("").astype(str).str.strip()
-        else:
-            text = values.astype(str).where(values.notna(), "")
-        out[column] = text.to_numpy()
 
-    for column in ("task", "aspect", "group", "heard_before", "listens_daily", "produces_music"):
-        out[column] = out[column].str.lower()
-    _check_choice(out, "task", TASKS)
-    _check_choice(out, "aspect", ASPECTS)
-    _check_choice(out, "group", GROUPS)
+    lowered = ("task", "aspect", "group", "heard_before", "listens_daily", "produces_music")
+    text = {
+        c: _encode(frame[c], lower=c in lowered) for c in COLUMNS if c not in ("score", "seconds")
+    }
+    _check_choice(text["task"], "task", TASKS)
+    _check_choice(text["aspect"], "aspect", ASPECTS)
+    _check_choice(text["group"], "group", GROUPS)
     for column in ("heard_before", "listens_daily", "produces_music"):
-        _check_choice(out, column, YES_NO)
+        _check_choice(text[column], column, YES_NO)
     for column in ("participant", "page", "stimulus", "system"):
-        _check_not_empty(out, column)
-    _check_not_empty(out, "query", rows=(out["task"] == "retrieval").to_numpy())
+        _check_not_empty(text[column], column)
+    _check_not_empty(text["query"], "query", rows=text["task"].mask(lambda u: u == "retrieval"))
 
-    score = pd.to_numeric(out["score"], errors="coerce").to_numpy(dtype=float)
+    score, score_text = _numeric(frame["score"])
     bad = ~np.isfinite(score) | (score != np.round(score))
     if bad.any():
         pos = _first_bad(bad)
         raise RatingsError(
-            f"{_row_label(pos)}, column 'score': {out['score'].iloc[pos]!r} is not an integer "
+            f"{_row_label(pos)}, column 'score': {score_text[pos]!r} is not an integer "
             f"score {SCORE_MIN}..{SCORE_MAX} ({int(bad.sum())} bad rows in all)."
         )
     bad = (score < SCORE_MIN) | (score > SCORE_MAX)
@@ -212,39 +261,54 @@ def validate_ratings(frame: pd.DataFrame) -> pd.DataFrame:
             f"{_row_label(pos)}, column 'score': {int(score[pos])} is outside "
             f"{SCORE_MIN}..{SCORE_MAX} ({int(bad.sum())} bad rows in all)."
         )
-    seconds = pd.to_numeric(out["seconds"], errors="coerce").to_numpy(dtype=float)
+    seconds, seconds_text = _numeric(frame["seconds"])
     bad = ~np.isfinite(seconds) | (seconds < 0)
     if bad.any():
         pos = _first_bad(bad)
         raise RatingsError(
-            f"{_row_label(pos)}, column 'seconds': {out['seconds'].iloc[pos]!r} is not a "
+            f"{_row_label(pos)}, column 'seconds': {seconds_text[pos]!r} is not a "
             f"non-negative number of seconds ({int(bad.sum())} bad rows in all)."
         )
-    out["score"] = score.astype(np.int64)
-    out["seconds"] = seconds
 
-    dup = out.duplicated(["participant", "stimulus", "aspect"], keep="first").to_numpy()
+    dup = pd.Series(_combined(text["participant"], text["stimulus"], text["aspect"])).duplicated().to_numpy()
     if dup.any():
         pos = _first_bad(dup)
-        row = out.iloc[pos]
+        who = {c: text[c].uniques[text[c].codes[pos]] for c in ("participant", "stimulus", "aspect")}
         raise RatingsError(
-            f"{_row_label(pos)}: participant {row['participant']!r} rated stimulus "
-            f"{row['stimulus']!r} on {row['aspect']!r} twice ({int(dup.sum())} duplicate rows)."
+            f"{_row_label(pos)}: participant {who['participant']!r} rated stimulus "
+            f"{who['stimulus']!r} on {who['aspect']!r} twice ({int(dup.sum())} duplicate rows)."
         )
 
+    seconds_col = _Column(*pd.factorize(seconds))
     for key, values in _CONSTANT_WITHIN:
-        groups = out.groupby(list(key), sort=False, observed=True)
+        # factorize numbers keys in order of first appearance, so the first row of key i
+        # is the i-th row where a new code appears
+        inverse, _ = pd.factorize(_combined(*(text[k] for k in key)))
+        first_of_key = pd.Series(inverse).drop_duplicates().index.to_numpy()
+        expected_pos = first_of_key[inverse]
         for column in values:
-            firsts = groups[column].transform("first").to_numpy()
-            bad = out[column].to_numpy() != firsts
+            col = seconds_col if column == "seconds" else text[column]
+            bad = col.codes != col.codes[expected_pos]
             if bad.any():
                 pos = _first_bad(bad)
-                who = ", ".join(f"{k} {out[k].iloc[pos]!r}" for k in key)
+                who = ", ".join(f"{k} {text[k].uniques[text[k].codes[pos]]!r}" for k in key)
+                shown = col.uniques[col.codes[pos]]
+                earlier = col.uniques[col.codes[expected_pos[pos]]]
                 raise RatingsError(
-                    f"{_row_label(pos)}, column {column!r}: {out[column].iloc[pos]!r} differs "
-                    f"from {firsts[pos]!r} given earlier for {who}; it must be the same on "
-                    f"every row of that {' and '.join(key)}."
+                    f"{_row_label(pos)}, column {column!r}: {shown!r} differs from {earlier!r} in "
+                    f"{_row_label(int(expected_pos[pos]))} for {who}; it must be the same on every "
+                    f"row of that {' and '.join(key)}."
                 )
+
+    out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
+    for column in COLUMNS:
+        if column == "score":
+            out[column] = score.astype(np.int64)
+        elif column == "seconds":
+            out[column] = seconds
+        else:
+            col = text[column]
+            out[column] = pd.Categorical.from_codes(col.codes, categories=pd.Index(col.uniques, dtype=str))
     return out
 
 

@@ -69,7 +69,7 @@ __all__ = [
 
 #: Bumped whenever a change alters the rendered bytes; stored in truth.json so
 #: that cached renders of an older generator are redone.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 3
 #: Sample rate of every written file (Hz).
 SR = 44100
 #: Stem file names (without ``.wav``), in the order the mix sums them.
@@ -95,7 +95,7 @@ _MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 _HARMONIC_MINOR_SCALE = (0, 2, 3, 5, 7, 8, 11)
 # 4-bar progressions as scale-degree indices (0 = tonic); each starts on the
 # tonic and holds the dominant (4) so the key is plain.
-_MAJOR_PROGRESSIONS = ((0, 3, 4, 0), (0, 5, 3, 4), (0, 4, 5, 3, 4), (0, 3, 0, 4))
+_MAJOR_PROGRESSIONS = ((0, 3, 4, 0), (0, 5, 3, 4), (0, 4, 5, 3), (0, 3, 0, 4))
 _MINOR_PROGRESSIONS = ((0, 3, 4, 0), (0, 5, 3, 4), (0, 3, 0, 4), (0, 5, 4, 0))
 
 # Vocal
@@ -111,6 +111,8 @@ _ESPEAK_PITCHES_PERCENT = (-20, 0, 25, 50, 75)
 _VOCAL_LOW_MIDI = 50  # D3
 _VOCAL_HIGH_MIDI = 62  # D4
 _VOCAL_REST_PROBABILITY = 0.15
+_VIBRATO_HZ = 5.5
+_VIBRATO_SEMITONES = 0.35
 
 # Loudness balance (RMS before the common peak gain)
 _STEM_RMS = {"vocals": 0.10, "drums": 0.08, "bass": 0.08, "other": 0.06}
@@ -300,7 +302,7 @@ def demo_song_specs(
         mode = ("major", "minor")[i % 2]
         tonic = int(tonic_orders[i % 2][(i // 2) % 12])
         beats_per_bar = 4 if (i // 2) % 2 == 0 else 3
-        tempo = round(lo + (hi - lo) * (slices[i] + jitter[i]) / count, 1)
+        tempo = float(round(lo + (hi - lo) * (slices[i] + jitter[i]) / count, 1))
         key = Key(tonic, mode)
         specs.append(
             SongSpec(
@@ -569,17 +571,25 @@ def _espeak_word(word: str, pitch_percent: int) -> tuple[np.ndarray, float]:
 
 
 def _sung_word(word: str, pitch: int, *, max_duration_s: float) -> np.ndarray:
-    """`word` spoken at MIDI `pitch`, at SR, at most `max_duration_s` long, faded in/out. Shape (n,)."""
+    """`word` sung at MIDI `pitch` with a light vibrato, at SR, at most `max_duration_s` long. Shape (n,).
+
+    The monotone espeak-ng rendering nearest in pitch is read at a varying
+    speed: on average `target / f0` (which sets the pitch), modulated by
+    ±_VIBRATO_SEMITONES at _VIBRATO_HZ, as singers do; without the vibrato
+    Spleeter leaves more of the steady voice in the accompaniment.
+    """
     import librosa
 
     target_hz = 440.0 * 2.0 ** ((pitch - 69) / 12.0)
     options = [(_espeak_word(word, p), p) for p in _ESPEAK_PITCHES_PERCENT]
     (audio, f0_hz), _ = min(options, key=lambda o: abs(math.log(target_hz / o[0][1])))
     ratio = target_hz / f0_hz  # >1: play faster, higher
-    # Resample so that playing at SR raises the pitch by `ratio`.
-    out = librosa.resample(audio, orig_sr=_ESPEAK_SR, target_sr=SR / ratio, res_type="soxr_hq")
-    n_max = int(max_duration_s * SR)
-    out = out[:n_max].copy()
+    source = librosa.resample(audio, orig_sr=_ESPEAK_SR, target_sr=SR, res_type="soxr_hq")
+    n_max = min(int(max_duration_s * SR), int((len(source) - 1) / (ratio * 2 ** (_VIBRATO_SEMITONES / 12))))
+    t = np.arange(n_max) / SR
+    speed = ratio * 2.0 ** (_VIBRATO_SEMITONES / 12.0 * np.sin(2.0 * np.pi * _VIBRATO_HZ * t))
+    position = np.concatenate([[0.0], np.cumsum(speed[:-1])])
+    out = np.interp(position, np.arange(len(source)), source)
     fade_in = min(len(out), int(0.005 * SR))
     fade_out = min(len(out), int(0.03 * SR))
     out[:fade_in] *= np.linspace(0.0, 1.0, fade_in)

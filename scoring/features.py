@@ -26,6 +26,7 @@ from scoring.errors import ScoringError
 
 N_MELS = 128
 LOG_FLOOR = 1e-5
+ROLES: tuple[str, ...] = ("vocal", "harmonic", "percussion")  # PreMixNet channel order
 
 
 @dataclass(frozen=True)
@@ -149,8 +150,6 @@ def stem_features(
 
     ``stems`` maps 'vocal', 'harmonic', 'percussion' to audio arrays at ``sr``.
     """
-    from scoring.nets import ROLES
-
     missing = [r for r in ROLES if r not in stems]
     if missing:
         raise ScoringError(f"stems lack role(s) {missing}; need {list(ROLES)}")

@@ -52,8 +52,8 @@ import torch
 from torch import Tensor, nn
 
 from scoring.errors import ScoringError
+from scoring.features import ROLES
 
-ROLES: tuple[str, ...] = ("vocal", "harmonic", "percussion")
 GOOD = 1
 N_MELS = 128
 SOURCE_FILTERS: tuple[int, int, int, int] = (64, 64, 128, 128)  # conv1..conv4

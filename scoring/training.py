@@ -301,7 +301,7 @@ def train_model(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += float(loss) * len(idx)
+            loss_sum += float(loss.detach()) * len(idx)
             n_seen += len(idx)
         val_acc, val_loss = _evaluate(model, val_x, val_y, batch_size=batch_size, device=dev)
         record = {"epoch": epoch + 1, "train_loss": loss_sum / max(n_seen, 1), "val_accuracy": val_acc,

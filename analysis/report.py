@@ -1,0 +1,189 @@
+"""One call from ratings to every output file: :func:`analyse_ratings`.
+
+Used by the ``analyse`` management command (CSV from elsewhere) and, through
+the same function, for a study's own ratings export (a DataFrame in the
+ratings CSV format), so both paths produce identical files.
+
+No Django here.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from analysis import exports, figures, tables
+from analysis.ratings import AnalysisError, coverage, load_ratings, validate_ratings
+
+TABLE_NAMES: tuple[str, ...] = ("mos", "subjects", "significance")
+
+
+@dataclass
+class Report:
+    """What one analysis computed and wrote.
+
+    Tables are DataFrames with the exported columns; ``files`` maps each
+    written file's name to its path; ``warnings`` are the non-fatal problems
+    found (short coverage, cells that could not be tested, static figure
+    export), also recorded in the manifest; no Python warnings or log records
+    are emitted, the caller decides how to show them.
+    """
+
+    mos: pd.DataFrame
+    subjects: pd.DataFrame
+    significance: pd.DataFrame
+    medians: pd.DataFrame
+    config: tables.AnalysisConfig
+    out_dir: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    manifest: dict[str, object] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """A few lines for a terminal: counts, best systems and where the files are."""
+        n_cells = len(self.significance)
+        n_skipped = int(self.significance["reason"].notna().sum()) if n_cells else 0
+        lines = [
+            f"{int(self.medians['stimulus'].nunique())} stimuli, {len(self.mos)} MOS rows, "
+            f"{n_cells} significance cells ({n_skipped} not computed).",
+        ]
+        for task, best in dict(self.manifest.get("best_system", {})).items():
+            shown = best if best is not None else "none (no system besides the original)"
+            lines.append(f"best {task} system (highest overall MOS, original excluded): {shown}")
+        for _, row in self.subjects.iterrows():
+            alpha = row["cronbach_alpha"]
+            shown = "n/a" if pd.isna(alpha) else f"{alpha:.3f}"
+            lines.append(f"{row['task']}: {row['n_subjects']} subjects, Cronbach's alpha {shown}")
+        lines.append(f"wrote {len(self.files)} files to {self.out_dir}: {', '.join(sorted(self.files))}")
+        return "\n".join(lines)
+
+
+def _skipped_cells(significance: pd.DataFrame) -> list[str]:
+    """One warning per comparison whose cells could not be computed, aspects with the same reason merged."""
+    if significance.empty:
+        return []
+    skipped = significance[significance["reason"].notna()]
+    out = []
+    keys = ["task", "comparison", "system_a", "system_b", "reason"]
+    for (task, comparison, system_a, system_b, reason), part in skipped.groupby(keys, sort=False):
+        what = (f"{system_a} top vs bottom" if comparison == "top_vs_bottom"
+                else f"{system_a} (best) vs {system_b}")
+        out.append(f"{task}: {what} not tested on {', '.join(part['aspect'])}: {reason}")
+    return out
+
+
+def analyse_ratings(
+    df_or_path: pd.DataFrame | str | Path,
+    out_dir: str | Path,
+    *,
+    formats: str | Iterable[str] = exports.FORMATS,
+    holm: bool = False,
+    config: Mapping[str, object] | tables.AnalysisConfig | None = None,
+) -> Report:
+    """Validate ratings, compute the MOS, subjects and significance tables, write every file.
+
+    ``df_or_path``: a ratings CSV path or a DataFrame in the same long format
+    (analysis.ratings.COLUMNS). ``out_dir`` is created if needed. ``formats``:
+    any of json, csv, latex, html (figure4). ``holm``: add Holm-adjusted p per
+    (task, comparison) and mark levels by it. ``config``: analysis settings
+    (tables.AnalysisConfig fields, e.g. ratings_per_stimulus, seeds).
+
+    Files, by format: json → mos.json, subjects.json, significance.json;
+    csv → the same tables as .csv plus stimulus_medians.csv and ratings.csv
+    (a CSV input copied as given; a DataFrame written after validation); latex → mos.tex, subjects.tex, significance.tex;
+    html → figure4.html (+ .png/.svg with kaleido). manifest.json always.
+
+    Raises AnalysisError (RatingsError, ExportError, ...) with a message that
+    names the bad row, column or setting; non-fatal problems are returned in
+    ``Report.warnings`` (and written to the manifest).
+    """
+    cfg = tables.AnalysisConfig.from_mapping(config)  # type: ignore[arg-type]
+    cfg.check()
+    wanted = exports.parse_formats(formats)
+
+    if isinstance(df_or_path, pd.DataFrame):
+        ratings = validate_ratings(df_or_path)
+        source: dict[str, object] = {"kind": "dataframe"}
+    elif isinstance(df_or_path, (str, Path)):
+        path = Path(df_or_path)
+        ratings = load_ratings(path)
+        source = {"kind": "csv", "name": path.name, "file_sha256": exports.sha256_file(path)}
+    else:
+        raise AnalysisError(
+            f"ratings must be a CSV path or a pandas DataFrame, got {type(df_or_path).__name__}."
+        )
+    source["rows"] = len(ratings)
+    source["ratings_sha256"] = exports.sha256_frame(ratings)
+
+    warnings = coverage(ratings, ratings_per_stimulus=cfg.ratings_per_stimulus).messages()
+    medians = tables.stimulus_medians(ratings)
+    mos = tables.mos_table(medians, config=cfg)
+    subjects = tables.subjects_table(ratings, config=cfg)
+    significance = tables.significance_table(medians, mos, config=cfg, holm=holm)
+    best = {
+        task: tables.best_system(mos, task, original_system=cfg.original_system)
+        for task in subjects["task"]
+    }
+    for task, system in best.items():
+        if system is None:
+            warnings.append(f"{task}: no system other than {cfg.original_system!r}; no best-vs-other tests.")
+    for row in subjects.itertuples(index=False):
+        if row.alpha_reason:
+            warnings.append(f"{row.task}: {row.alpha_reason}")
+    warnings += _skipped_cells(significance)
+
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise exports.ExportError(f"cannot create output folder {str(out)!r}: {exc}") from exc
+
+    named = {"mos": mos, "subjects": subjects, "significance": significance}
+    written: list[Path] = []
+    try:
+        if "json" in wanted:
+            written += [exports.write_json(t, out / f"{n}.json") for n, t in named.items()]
+        if "csv" in wanted:
+            written += [exports.write_csv(t, out / f"{n}.csv") for n, t in named.items()]
+            written.append(exports.write_csv(medians, out / "stimulus_medians.csv"))
+            if source["kind"] == "csv":  # the raw file as given, byte for byte
+                target = out / "ratings.csv"
+                if not (target.exists() and target.samefile(Path(df_or_path))):  # type: ignore[arg-type]
+                    shutil.copyfile(Path(df_or_path), target)  # type: ignore[arg-type]
+                written.append(target)
+            else:
+                written.append(exports.write_csv(ratings, out / "ratings.csv"))
+        if "latex" in wanted:
+            for name, fn in (("mos", exports.mos_latex), ("subjects", exports.subjects_latex),
+                             ("significance", exports.significance_latex)):
+                path = out / f"{name}.tex"
+                path.write_text(fn(named[name], definitions=tables.DEFINITIONS), encoding="utf-8")
+                written.append(path)
+        if "html" in wanted:
+            fig = figures.figure4(mos, original_system=cfg.original_system)
+            paths, problems = figures.write_figure(fig, out)
+            written += paths
+            warnings += problems
+    except OSError as exc:
+        raise exports.ExportError(f"cannot write into {str(out)!r}: {exc}") from exc
+
+    manifest: dict[str, object] = {
+        "input": source,
+        "config": cfg.as_dict(),
+        "config_sha256": exports.sha256_json(cfg.as_dict()),
+        "study_config_sha256": exports.sha256_json(cfg.study) if cfg.study else None,
+        "seeds": dict(cfg.seeds),
+        "formats": list(wanted),
+        "holm": holm,
+        "best_system": best,
+        "definitions": tables.DEFINITIONS,
+        "warnings": warnings,
+    }
+    manifest_path = exports.write_manifest(out / "manifest.json", manifest, files=written)
+    files = {p.name: p for p in [*written, manifest_path]}
+    return Report(mos=mos, subjects=subjects, significance=significance, medians=medians, config=cfg,
+                  out_dir=out, files=files, warnings=warnings, manifest=manifest)

@@ -1,0 +1,146 @@
+"""Django side of candidate generation: MashupDB rows → ClipInfo, drawn specs → Candidate rows, renders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from generation.conditions import CandidateSpec, ClipInfo, Condition, ConditionError, draw_candidates
+from generation.keys import Key
+from generation.models import Candidate, Clip, MashupDB, Stem
+
+
+class GenerationError(ValueError):
+    """A generate/render request that cannot be carried out; the message says why."""
+
+
+@dataclass
+class GenerateReport:
+    created: list[Candidate]
+    existing: int
+    skipped_seeds: int
+
+
+def get_db(name: str) -> MashupDB:
+    db = MashupDB.objects.filter(name=name).first()
+    if db is None:
+        known = ", ".join(MashupDB.objects.values_list("name", flat=True)) or "none"
+        raise GenerationError(f"no MashupDB named {name!r} (known: {known})")
+    return db
+
+
+def clip_infos(clips: Iterable[Clip]) -> list[ClipInfo]:
+    """The candidate rules' view of stored clips (role stems only)."""
+    infos = []
+    for clip in clips:
+        stems = {s.name: s.file for s in clip.stems.all() if s.kind == Stem.Kind.ROLE}
+        infos.append(ClipInfo(id=clip.id, key=Key.parse(clip.key_label), tempo_bpm=clip.tempo_bpm,
+                              downbeats=tuple(clip.downbeats), duration_s=clip.duration_s, stems=stems))
+    return infos
+
+
+def spec_of(candidate: Candidate) -> CandidateSpec:
+    return CandidateSpec(
+        vocal_clip=candidate.vocal_clip_id,
+        harmonic_clip=candidate.harmonic_clip_id,
+        percussion_clip=candidate.percussion_clip_id,
+        condition=Condition.parse(candidate.condition),
+        harmonic_shift_semitones=candidate.harmonic_shift_semitones,
+        harmonic_ratio=candidate.harmonic_ratio,
+        percussion_ratio=candidate.percussion_ratio,
+        offsets_s={"harmonic": candidate.harmonic_offset_s, "percussion": candidate.percussion_offset_s},
+        duration_s=candidate.duration_s,
+        seed=candidate.seed,
+    )
+
+
+def generate(
+    *,
+    db_name: str,
+    condition: str,
+    count: int,
+    seed: int,
+    accompaniment_db: str | None = None,
+    vocal_id: int | None = None,
+    duration_s: float | None = None,
+) -> GenerateReport:
+    """Draw `count` new candidates of `condition` for MashupDB `db_name` and store them.
+
+    Candidates already stored are never drawn again, so running the same
+    command twice adds new candidates instead of duplicates.
+    """
+    db = get_db(db_name)
+    acc = get_db(accompaniment_db) if accompaniment_db else db
+    seeds = clip_infos(Clip.objects.filter(db=db).prefetch_related("stems").order_by("id"))
+    pool = seeds if acc == db else clip_infos(Clip.objects.filter(db=acc).prefetch_related("stems").order_by("id"))
+    if vocal_id is not None and not any(s.id == vocal_id for s in seeds):
+        raise GenerationError(f"clip {vocal_id} is not a clip of MashupDB {db.name!r}")
+    stored = [spec_of(c) for c in Candidate.objects.filter(db=db, condition=Condition.parse(condition).value)]
+    try:
+        result = draw_candidates(seeds, pool, condition=condition, count=count, seed=seed, vocal_id=vocal_id,
+                                 duration_s=duration_s, exclude=stored)
+    except ConditionError as exc:
+        raise GenerationError(str(exc)) from None
+    created, existing = [], 0
+    with transaction.atomic():
+        for spec in result.candidates:
+            obj, made = _store(db, spec)
+            if made:
+                created.append(obj)
+            else:
+                existing += 1
+    return GenerateReport(created, existing, result.skipped_seeds)
+
+
+def _store(db: MashupDB, spec: CandidateSpec) -> tuple[Candidate, bool]:
+    try:
+        with transaction.atomic():
+            return Candidate.objects.get_or_create(
+                spec_key=spec.spec_key,
+                defaults=dict(
+                    db=db,
+                    vocal_clip_id=spec.vocal_clip,
+                    harmonic_clip_id=spec.harmonic_clip,
+                    percussion_clip_id=spec.percussion_clip,
+                    condition=spec.condition.value,
+                    harmonic_shift_semitones=spec.harmonic_shift_semitones,
+                    harmonic_ratio=spec.harmonic_ratio,
+                    percussion_ratio=spec.percussion_ratio,
+                    harmonic_offset_s=spec.offsets_s["harmonic"],
+                    percussion_offset_s=spec.offsets_s["percussion"],
+                    duration_s=spec.duration_s,
+                    seed=spec.seed,
+                ),
+            )
+    except IntegrityError:  # a parallel writer stored the same spec first
+        return Candidate.objects.get(spec_key=spec.spec_key), False
+
+
+def candidate_record(c: Candidate) -> dict:
+    """The stable export of `candidates --json`."""
+    media = Path(settings.MEDIA_ROOT)
+
+    def path(rel: str) -> str | None:
+        return str(media / rel) if rel else None
+
+    return {
+        "id": c.id,
+        "db": c.db.name,
+        "condition": c.condition,
+        "vocal_clip": c.vocal_clip_id,
+        "harmonic_clip": c.harmonic_clip_id,
+        "percussion_clip": c.percussion_clip_id,
+        "harmonic_shift_semitones": c.harmonic_shift_semitones,
+        "harmonic_ratio": c.harmonic_ratio,
+        "percussion_ratio": c.percussion_ratio,
+        "offsets_s": {"harmonic": c.harmonic_offset_s, "percussion": c.percussion_offset_s},
+        "duration_s": c.duration_s,
+        "seed": c.seed,
+        "mix_path": path(c.mix_path),
+        "stem_paths": {"vocal": path(c.vocal_path), "harmonic": path(c.harmonic_path),
+                       "percussion": path(c.percussion_path)},
+    }

@@ -1,0 +1,148 @@
+"""AutoMashUpper baseline on synthetic stems: key and tempo mismatches must cost mashability."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scoring import amu
+from scoring.errors import ScoringError
+
+SR = 16000
+DUR_S = 8.0
+TEMPO_BPM = 120.0
+BEATS_S = np.arange(0.0, DUR_S, 60.0 / TEMPO_BPM)
+
+
+def _hz(midi: float) -> float:
+    return 440.0 * 2 ** ((midi - 69) / 12)
+
+
+def _note(midi: float, dur_s: float, *, decay: float) -> np.ndarray:
+    """Three harmonics with an exponential decay and a 20 ms fade-out (no click at the end)."""
+    t = np.arange(int(dur_s * SR)) / SR
+    fade = np.minimum(1.0, (t[-1] - t) / 0.02)
+    return sum(np.sin(2 * np.pi * _hz(midi) * k * t) / k for k in (1, 2, 3)) * np.exp(-decay * t) * fade
+
+
+def _place(y: np.ndarray, start_s: float, x: np.ndarray) -> None:
+    s = int(start_s * SR)
+    n = min(x.size, y.size - s)
+    if n > 0:
+        y[s : s + n] += x[:n]
+
+
+def vocal(*, shift_semitones: int = 0) -> np.ndarray:
+    """A C-major melody, one note per beat at 120 BPM."""
+    melody = [72, 76, 79, 76, 74, 77, 81, 77, 72, 76, 79, 84, 79, 74, 71, 72]
+    y = np.zeros(int(DUR_S * SR))
+    for k, b in enumerate(BEATS_S):
+        _place(y, b, _note(melody[k % len(melody)] + shift_semitones, 0.45, decay=2.0))
+    return (0.2 * y).astype(np.float32)
+
+
+def harmonic(*, shift_semitones: int = 0) -> np.ndarray:
+    """C, F, G, C major chords, two beats each."""
+    chords = [[48, 52, 55, 60], [53, 57, 60, 65], [55, 59, 62, 67], [48, 52, 55, 60]]
+    y = np.zeros(int(DUR_S * SR))
+    for k, b in enumerate(BEATS_S[::2]):
+        for m in chords[k % 4]:
+            _place(y, b, _note(m + shift_semitones, 1.0, decay=1.5))
+    return (0.1 * y).astype(np.float32)
+
+
+def drums(*, tempo_bpm: float = TEMPO_BPM, seed: int = 0) -> np.ndarray:
+    """Kick on 1 and 3, snare on 2 and 4, hi-hat on every eighth note."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(0.12 * SR)) / SR
+    fade = np.minimum(1.0, (t[-1] - t) / 0.02)
+    kick = np.sin(2 * np.pi * (50 + 80 * np.exp(-30 * t)) * t) * np.exp(-20 * t) * fade
+    snare = 0.5 * rng.standard_normal(t.size) * np.exp(-25 * t) * fade
+    hat = 0.2 * np.diff(rng.standard_normal(t.size + 1)) * np.exp(-80 * t)
+    y = np.zeros(int(DUR_S * SR))
+    eighth = 30.0 / tempo_bpm
+    for k in range(int(DUR_S / eighth)):
+        _place(y, k * eighth, hat)
+        if k % 2 == 0:
+            _place(y, k * eighth, kick if (k // 2) % 2 == 0 else snare)
+    return (0.5 * y).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def stems() -> dict[str, np.ndarray]:
+    return {"vocal": vocal(), "harmonic": harmonic(), "percussion": drums()}
+
+
+@pytest.fixture(scope="module")
+def matched(stems) -> amu.AmuScore:
+    return amu.mashability(stems, sr=SR, beat_times_s=BEATS_S)
+
+
+def test_in_key_pair_scores_above_the_pair_with_one_stem_six_semitones_off(stems, matched):
+    in_key = amu.pair_mashability(stems["vocal"], stems["harmonic"], sr=SR, beat_times_s=BEATS_S)
+    off_key = amu.pair_mashability(stems["vocal"], harmonic(shift_semitones=6), sr=SR, beat_times_s=BEATS_S)
+    assert in_key.total > off_key.total
+    assert in_key.harmonic > off_key.harmonic + 0.1
+    off_three = amu.mashability({**stems, "harmonic": harmonic(shift_semitones=6)}, sr=SR, beat_times_s=BEATS_S)
+    assert matched.total > off_three.total
+
+
+def test_the_amu_search_finds_the_shift_that_undoes_the_tritone(stems):
+    off = amu.pair_mashability(stems["vocal"], harmonic(shift_semitones=6), sr=SR, beat_times_s=BEATS_S,
+                               search_shift=True)
+    assert off.best_shift_semitones == -6  # −6 ≡ +6: bring F# major back to C major
+    assert off.harmonic == off.best_harmonic
+
+
+def test_pitch_shift_sign_raises_the_candidate():
+    a = np.zeros((12, 4))
+    a[0] = a[4] = a[7] = 1.0  # C major triad
+    b = np.roll(a, -2, axis=0)  # the same chord two semitones lower (A# major)
+    shift, corr = amu.best_pitch_shift(a, b)
+    assert shift == 2 and corr == pytest.approx(1.0)
+
+
+def test_tempo_matched_pair_scores_above_a_point_eight_ratio_pair(stems, matched):
+    slow = drums(tempo_bpm=0.8 * TEMPO_BPM)
+    on_grid = amu.pair_mashability(stems["vocal"], stems["percussion"], sr=SR, beat_times_s=BEATS_S)
+    off_grid = amu.pair_mashability(stems["vocal"], slow, sr=SR, beat_times_s=BEATS_S)
+    assert on_grid.total > off_grid.total
+    assert on_grid.rhythmic > off_grid.rhythmic + 0.3
+    off_three = amu.mashability({**stems, "percussion": slow}, sr=SR, beat_times_s=BEATS_S)
+    assert matched.total > off_three.total
+
+
+def test_three_stems_score_the_mean_of_their_three_pairs(matched):
+    assert set(matched.pairs) == {"vocal+harmonic", "vocal+percussion", "harmonic+percussion"}
+    assert matched.total == pytest.approx(np.mean([p.total for p in matched.pairs.values()]))
+    w = amu.AmuWeights()
+    p = matched.pairs["vocal+harmonic"]
+    assert p.total == pytest.approx(w.harmonic * p.harmonic + w.rhythmic * p.rhythmic + w.spectral * p.spectral)
+
+
+def test_spectral_balance_prefers_energy_spread_over_the_three_bands():
+    t = np.arange(int(2.0 * SR)) / SR
+    low = (0.5 * np.sin(2 * np.pi * 100 * t)).astype(np.float32)
+    mid = (0.5 * np.sin(2 * np.pi * 700 * t)).astype(np.float32)
+    high = (0.5 * np.sin(2 * np.pi * 4000 * t)).astype(np.float32)
+    beats = np.arange(0.0, 2.0, 0.5)
+    one_band = amu.spectral_balance(low, 0.5 * low, sr=SR, beat_times_s=beats)
+    spread = amu.spectral_balance(low + high, mid, sr=SR, beat_times_s=beats)
+    assert one_band == pytest.approx(1 - np.sqrt(2 / 9), abs=0.01)  # all energy in one band: 1 − std(1, 0, 0)
+    assert spread > 0.95
+
+
+def test_rhythmic_compatibility_of_a_constant_pattern_is_zero():
+    assert amu.rhythmic_compatibility(np.ones(8), np.arange(8.0)) == 0.0
+    assert amu.rhythmic_compatibility(np.arange(8.0), np.arange(8.0)) == pytest.approx(1.0)
+
+
+def test_it_rejects_bad_beats_and_stems(stems):
+    with pytest.raises(ScoringError, match="at least 2 beats"):
+        amu.mashability(stems, sr=SR, beat_times_s=np.array([1.0]))
+    with pytest.raises(ScoringError, match="strictly increasing"):
+        amu.mashability(stems, sr=SR, beat_times_s=np.array([1.0, 0.5, 2.0]))
+    with pytest.raises(ScoringError, match="at least two stems"):
+        amu.mashability({"vocal": stems["vocal"]}, sr=SR, beat_times_s=BEATS_S)
+    with pytest.raises(ScoringError, match="finite"):
+        amu.pair_mashability(stems["vocal"], np.full(100, np.nan), sr=SR, beat_times_s=BEATS_S)
