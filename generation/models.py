@@ -132,6 +132,8 @@ class Candidate(models.Model):
     duration_s = models.FloatField()
     seed = models.BigIntegerField()
     spec_key = models.CharField(max_length=64, unique=True, help_text="Hash of every field above: no duplicates.")
+    split = models.CharField(max_length=8, blank=True, db_index=True,
+                             help_text="'test' for the objective-evaluation set; blank otherwise.")
     mix_path = models.CharField(max_length=1024, blank=True)
     vocal_path = models.CharField(max_length=1024, blank=True)
     harmonic_path = models.CharField(max_length=1024, blank=True)
