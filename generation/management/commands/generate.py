@@ -1,0 +1,34 @@
+"""python manage.py generate --db NAME --condition C --count N --seed S [--render]."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from generation.candidates import GenerationError, generate, render_candidates
+from generation.conditions import Condition
+
+
+class Command(BaseCommand):
+    help = "Draw mashup candidates of one condition (and optionally render them)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--db", required=True, help="MashupDB of the vocal seeds.")
+        parser.add_argument("--accompaniment-db", default=None, help="MashupDB the accompaniment stems come from.")
+        parser.add_argument("--condition", required=True, choices=[c.value for c in Condition])
+        parser.add_argument("--count", type=int, required=True, help="Candidates to draw.")
+        parser.add_argument("--seed", type=int, required=True, help="Random seed (recorded per candidate).")
+        parser.add_argument("--vocal", type=int, default=None, help="Use only this vocal clip id as the seed.")
+        parser.add_argument("--duration", type=float, default=None, help="Mashup length in seconds (25-60).")
+        parser.add_argument("--render", action="store_true", help="Render mixes and adjusted stems.")
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args, **o):
+        try:
+            report = generate(db_name=o["db"], accompaniment_db=o["accompaniment_db"], condition=o["condition"],
+                              count=o["count"], seed=o["seed"], vocal_id=o["vocal"], duration_s=o["duration"])
+            self.stdout.write(f"{len(report.created)} {o['condition']} candidates created, "
+                              f"{report.existing} already stored, {report.skipped_seeds} vocal seeds skipped "
+                              "(nothing qualified)")
+            if o["render"]:
+                n = render_candidates(report.created, progress=not o["no_progress"])
+                self.stdout.write(f"{n} candidates rendered")
+        except GenerationError as exc:
+            raise CommandError(str(exc)) from None

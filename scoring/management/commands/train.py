@@ -1,0 +1,42 @@
+"""python manage.py train --db NAME --arch premix|postmix [--lsro] --epochs E --seed S --out DIR."""
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from scoring.errors import ScoringError
+from scoring.features import FeatureConfig
+from scoring.services import train
+
+
+class Command(BaseCommand):
+    help = "Train a mashability network on a MashupDB's candidates and register it as a system."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--db", required=True)
+        parser.add_argument("--arch", required=True, choices=["premix", "postmix"])
+        parser.add_argument("--lsro", action="store_true", help="Unlabeled (matched) candidates get target (0.5, 0.5).")
+        parser.add_argument("--epochs", type=int, required=True)
+        parser.add_argument("--seed", type=int, required=True)
+        parser.add_argument("--out", type=Path, default=None, help="Checkpoint folder (default MEDIA_ROOT/systems/NAME).")
+        parser.add_argument("--name", default=None, help="System name (default arch, arch_lsro).")
+        parser.add_argument("--width", type=float, default=1.0, help="Filter multiplier (1 = the paper's sizes).")
+        parser.add_argument("--crop-seconds", type=float, default=None, help="Input length in seconds.")
+        parser.add_argument("--paper-input", action="store_true", help="The paper's 30 s, 22.05 kHz input.")
+        parser.add_argument("--batch-size", type=int, default=16)
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args, **o):
+        cfg = FeatureConfig.paper() if o["paper_input"] else FeatureConfig()
+        if o["crop_seconds"]:
+            cfg = FeatureConfig(**{**cfg.to_dict(), "crop_s": o["crop_seconds"]})
+        try:
+            system = train(db_name=o["db"], arch=o["arch"], lsro=o["lsro"], epochs=o["epochs"], seed=o["seed"],
+                           out_dir=o["out"], name=o["name"], width=o["width"], config=cfg,
+                           batch_size=o["batch_size"], progress=not o["no_progress"])
+        except ScoringError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(f"system {system.name} registered: {system.checkpoint_file}")
+        last = (system.metrics or {}).get("final") or system.metrics
+        if last:
+            self.stdout.write(f"metrics: {last}")
