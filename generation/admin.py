@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from generation.models import Clip, MashupDB, Stem
+from generation.models import Candidate, Clip, MashupDB, Stem
 
 
 class StemInline(admin.TabularInline):
@@ -27,3 +27,11 @@ class ClipAdmin(admin.ModelAdmin):
 class StemAdmin(admin.ModelAdmin):
     list_display = ("clip", "name", "kind", "method")
     list_filter = ("kind", "method")
+
+
+@admin.register(Candidate)
+class CandidateAdmin(admin.ModelAdmin):
+    list_display = ("id", "db", "condition", "vocal_clip", "harmonic_clip", "percussion_clip",
+                    "harmonic_shift_semitones", "harmonic_ratio", "percussion_ratio", "split", "seed")
+    list_filter = ("db", "condition", "split")
+    readonly_fields = ("spec_key",)

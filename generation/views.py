@@ -8,7 +8,8 @@ from django.db.models import Count
 from django.shortcuts import get_object_or_404, render
 
 from config.ranged import ranged_file_response, safe_path
-from generation.models import Clip, MashupDB, Stem
+from generation.conditions import Condition
+from generation.models import Candidate, Clip, MashupDB, Stem
 
 
 @login_required
@@ -32,3 +33,16 @@ def db_detail(request, name: str):
 def media_file(request, relative: str):
     """Experimenter access to stored audio, with Range support for seeking."""
     return ranged_file_response(request, safe_path(Path(settings.MEDIA_ROOT), relative))
+
+
+@login_required
+def candidates(request, name: str):
+    """Candidates of each condition with players; unrendered ones are listed without audio."""
+    db = get_object_or_404(MashupDB, name=name)
+    qs = Candidate.objects.filter(db=db).select_related("vocal_clip", "harmonic_clip", "percussion_clip")
+    groups = []
+    for condition in Condition:
+        items = list(qs.filter(condition=condition.value).order_by("id")[:200])
+        groups.append({"condition": condition.value, "items": items,
+                       "total": qs.filter(condition=condition.value).count()})
+    return render(request, "generation/candidates.html", {"db": db, "groups": groups})

@@ -54,3 +54,20 @@ class Score(models.Model):
 
     def __str__(self) -> str:
         return f"{self.system}: {self.candidate_id} = {self.value:.4f}"
+
+
+class Evaluation(models.Model):
+    """One row of the paper's Table 1: a system on a test MashupDB's test set."""
+
+    system = models.ForeignKey(System, on_delete=models.CASCADE, related_name="evaluations")
+    db = models.ForeignKey("generation.MashupDB", on_delete=models.CASCADE, related_name="evaluations")
+    accuracy = models.FloatField(null=True, blank=True, help_text="Labeled accuracy at threshold 0.5; null for AMU.")
+    accuracy_note = models.CharField(max_length=255, blank=True)
+    average_rank = models.FloatField()
+    n_labeled = models.PositiveIntegerField()
+    n_unlabeled = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["system", "db"], name="one_evaluation_per_system_db")]
+        ordering = ["db", "system"]

@@ -23,7 +23,7 @@ from generation.models import Candidate, Clip
 from scoring.errors import ScoringError
 from scoring.features import FeatureConfig, mix_features, stem_features
 from scoring.losses import NEGATIVE, POSITIVE, UNLABELED
-from scoring.models import Score, System
+from scoring.models import Evaluation, Score, System
 
 AMU_SR = 22050
 AMU_NAME = "amu"
@@ -249,5 +249,8 @@ def evaluate(db_name: str, systems: Sequence[str], *, per_seed: int = 5, seed: i
         values = dict(Score.objects.filter(system=system, candidate__in=test).values_list("candidate_id", "value"))
         s = np.array([values[c.id] for c in test])
         row = table1_row(system=system.name, scores=s, labels=labels, calibrated=system.arch != System.Arch.AMU)
+        Evaluation.objects.update_or_create(system=system, db=test[0].db, defaults={
+            "accuracy": row["accuracy"], "accuracy_note": row.get("accuracy_note") or "",
+            "average_rank": row["average_rank"], "n_labeled": row["n_labeled"], "n_unlabeled": row["n_unlabeled"]})
         rows.append(row)
     return rows
