@@ -94,7 +94,8 @@ def analyse_ratings(
 
     Files, by format: json → mos.json, subjects.json, significance.json;
     csv → the same tables as .csv plus stimulus_medians.csv and ratings.csv
-    (a CSV input copied as given; a DataFrame written after validation); latex → mos.tex, subjects.tex, significance.tex;
+    (a CSV input copied as given; a DataFrame written after validation);
+    latex → mos.tex, subjects.tex, significance.tex;
     html → figure4.html (+ .png/.svg with kaleido). manifest.json always.
 
     Raises AnalysisError (RatingsError, ExportError, ...) with a message that

@@ -32,6 +32,7 @@ SIGNIFICANCE_COLUMNS: tuple[str, ...] = (
     "n_a", "n_b", "statistic", "p", "p_holm", "effect_size", "level", "reason",
 )
 GROUP_ALL = "all"
+MWU_METHOD = "asymptotic (continuity correction)"  # the label stats.mann_whitney gives this method
 
 DEFINITIONS: dict[str, str] = {
     "stimulus_median": (
@@ -311,7 +312,7 @@ def _fill(cell: dict[str, object], result: stats.TestResult) -> None:
 
 def _mwu_cell(cell: dict[str, object], a: np.ndarray, b: np.ndarray, *, min_n: int,
               what_a: str, what_b: str) -> None:
-    cell.update(test="mann-whitney", method=stats_method_mwu(), n_a=len(a), n_b=len(b))
+    cell.update(test="mann-whitney", method=MWU_METHOD, n_a=len(a), n_b=len(b))
     if len(a) < min_n or len(b) < min_n:
         cell["reason"] = (
             f"too few stimuli: {len(a)} {what_a} and {len(b)} {what_b}; Mann-Whitney needs at "
@@ -322,11 +323,6 @@ def _mwu_cell(cell: dict[str, object], a: np.ndarray, b: np.ndarray, *, min_n: i
         _fill(cell, stats.mann_whitney(a, b, method="asymptotic", use_continuity=True))
     except stats.StatsError as exc:
         cell["reason"] = str(exc)
-
-
-def stats_method_mwu() -> str:
-    """The method label every Mann-Whitney cell of these tables uses."""
-    return "asymptotic (continuity correction)"
 
 
 def best_system(mos: pd.DataFrame, task: str, *, original_system: str) -> str | None:

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,8 +169,10 @@ def separate(
             f"spleeter==2.4.2) or point MASHLAB_SPLEETER_PYTHON at a Python that has spleeter 2.4.2"
         )
     results = _run_worker(python, inputs, out_dirs, model=model, root=root, progress=progress)
+    if len(results) != len(inputs):
+        raise SeparationError(f"the Spleeter worker returned {len(results)} results for {len(inputs)} inputs")
     stems = []
-    for source, out_dir, result in zip(inputs, out_dirs, results):
+    for source, out_dir, result in zip(inputs, out_dirs, results, strict=True):
         if result.get("error"):
             raise SeparationError(f"{source}: Spleeter could not separate it: {result['error']}")
         raw = {k: Path(v) for k, v in result["stems"].items()}
@@ -182,8 +185,8 @@ def separate(
 def _run_worker(python: Path, inputs: list[Path], out_dirs: list[Path], *, model: str, root: Path,
                 progress: bool) -> list[dict]:
     """Run the worker on the batch; its JSON results, one per input, in order."""
-    job = {"model": model,
-           "jobs": [{"input": str(i.resolve()), "output_dir": str(o.resolve())} for i, o in zip(inputs, out_dirs)]}
+    pairs = zip(inputs, out_dirs, strict=True)
+    job = {"model": model, "jobs": [{"input": str(i.resolve()), "output_dir": str(o.resolve())} for i, o in pairs]}
     env = {**os.environ, "MODEL_PATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONNOUSERSITE": "1"}
     env.pop("PYTHONPATH", None)  # the main environment's packages (numpy 2) must not leak into Spleeter's
     bar = tqdm(total=len(inputs), desc=f"separate ({model})", unit="clip", disable=not progress, file=sys.stderr)
@@ -270,29 +273,37 @@ def split_accompaniment(
     audio: np.ndarray, *, sr: int, n_fft: int = 2048, hop_length: int = 512, kernel_size: int = 31,
     margin: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Split an accompaniment into (harmonic, percussion) by harmonic-percussive separation (librosa HPSS).
+    """Split an accompaniment into (harmonic, percussion) by harmonic-percussive separation (HPSS).
 
     audio: (channels, n) or (n,) float at `sr` Hz. Returns two arrays of the
-    same shape and dtype. The soft masks come from the channel-averaged
-    magnitude (one decision for both channels keeps the stereo image and
-    halves the median filtering, the costly part); harmonic is the masked
-    STFT inverted, and percussion = audio - harmonic, so the two sum to the
-    accompaniment exactly (the role stems can be recomputed and re-mixed).
+    same shape and dtype. The soft masks are librosa's `decompose.hpss`
+    masks (median filters of `kernel_size` frames across time and bins,
+    power-2 soft mask), computed once from the channel-averaged magnitude:
+    one decision for both channels keeps the stereo image and halves the
+    median filtering, the costly part, whose two filters run in parallel
+    threads (SciPy releases the GIL). harmonic is the masked STFT inverted,
+    and percussion = audio - harmonic, so the two sum to the accompaniment
+    exactly (the role stems can be recomputed and re-mixed).
     `sr` only documents the rate: HPSS works in frames.
     """
     import librosa
+    from scipy.ndimage import median_filter
 
     audio = np.asarray(audio)
     if audio.ndim not in (1, 2) or audio.shape[-1] < n_fft:
         raise SeparationError(f"accompaniment must be (channels, n) with n >= {n_fft} samples; got {audio.shape}")
     if not np.all(np.isfinite(audio)):
         raise SeparationError("accompaniment holds NaN or infinite samples")
-    if sr <= 0:
-        raise SeparationError(f"sample rate must be positive, got {sr}")
+    if sr <= 0 or margin < 1 or kernel_size < 1:
+        raise SeparationError(f"need sr > 0, margin >= 1 and kernel_size >= 1; got {sr}, {margin}, {kernel_size}")
     x = audio[None, :] if audio.ndim == 1 else audio
     stft = librosa.stft(x.astype(np.float32), n_fft=n_fft, hop_length=hop_length)
-    magnitude = np.mean(np.abs(stft), axis=0)
-    mask_h, _ = librosa.decompose.hpss(magnitude, kernel_size=kernel_size, mask=True, margin=margin)
+    magnitude = np.mean(np.abs(stft), axis=0)  # (bins, frames)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        along_time = pool.submit(median_filter, magnitude, size=(1, kernel_size), mode="reflect")
+        along_bins = pool.submit(median_filter, magnitude, size=(kernel_size, 1), mode="reflect")
+        harm, perc = along_time.result(), along_bins.result()
+    mask_h = librosa.util.softmask(harm, perc * margin, power=2.0, split_zeros=margin == 1)
     harmonic = librosa.istft(stft * mask_h[None], hop_length=hop_length, n_fft=n_fft, length=x.shape[-1])
     harmonic = harmonic.astype(audio.dtype if np.issubdtype(audio.dtype, np.floating) else np.float32)
     percussion = x.astype(harmonic.dtype) - harmonic

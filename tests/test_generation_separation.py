@@ -72,9 +72,9 @@ def speech(text: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def songs(request, tmp_path_factory):
-    """Two generated songs with their stems: the shared `few_songs`, or rendered here when it is absent."""
+    """Generated songs with their stems: the shared `few_songs` (4), or 2 rendered here when it is absent."""
     try:
-        found = list(request.getfixturevalue("few_songs"))[:2]
+        found = list(request.getfixturevalue("few_songs"))
     except pytest.FixtureLookupError:
         from generation.songs import demo_song_specs, render_songs
 
@@ -85,10 +85,11 @@ def songs(request, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def separated(songs, tmp_path_factory):
-    """One Spleeter 2stems batch: per song, a spoken-vocal mix over its accompaniment, and its own mix.
+    """One Spleeter 2stems batch: each song's own mix, and for two songs a spoken-vocal mix.
 
-    The spoken vocal is espeak-ng speech over the song's fluidsynth drums,
-    bass and other stems, at 0.8 x the accompaniment's RMS.
+    The spoken vocal is espeak-ng speech (natural, not re-pitched) over the
+    song's fluidsynth drums, bass and other stems, at 0.8 x the
+    accompaniment's RMS.
     """
     needs_spleeter()
     if shutil.which("espeak-ng") is None:
@@ -108,38 +109,43 @@ def separated(songs, tmp_path_factory):
         folder = work / song.name
         write_wav(folder / "spoken-mix.wav", accompaniment + vocal, sr=SR)
         items.append({"song": song, "spoken_vocal": vocal, "spoken_mix": folder / "spoken-mix.wav", "folder": folder})
-    inputs = [it["spoken_mix"] for it in items] + [Path(it["song"].mix_path) for it in items]
-    out_dirs = [it["folder"] / "sep-spoken" for it in items] + [it["folder"] / "sep-song" for it in items]
+    for song in songs[len(items):]:
+        items.append({"song": song, "folder": work / song.name})
+    spoken = [it for it in items if "spoken_mix" in it]
+    inputs = [it["spoken_mix"] for it in spoken] + [Path(it["song"].mix_path) for it in items]
+    out_dirs = [it["folder"] / "sep-spoken" for it in spoken] + [it["folder"] / "sep-song" for it in items]
     started = time.perf_counter()
     results = separate(inputs, out_dirs, model="spleeter:2stems", progress=False)
     wall = time.perf_counter() - started
     seconds = [sf.info(str(p)).duration for p in inputs]
     print(f"\nSpleeter 2stems: {len(inputs)} clips ({', '.join(f'{s:.1f}' for s in seconds)} s) in {wall:.1f} s "
           f"wall (TensorFlow starts once); per clip incl. HPSS: {', '.join(f'{r.seconds:.1f}' for r in results)} s")
-    for it, spoken, own in zip(items, results[: len(items)], results[len(items):]):
-        it["spoken"], it["own"] = spoken, own
+    for it, result in zip(spoken, results[: len(spoken)], strict=True):
+        it["spoken"] = result
+    for it, result in zip(items, results[len(spoken):], strict=True):
+        it["own"] = result
     return items
 
 
 # --- real Spleeter -------------------------------------------------------------------------
 
 def test_spleeter_recovers_a_spoken_vocal_from_music(separated):
-    for it in separated:
+    for it in [it for it in separated if "spoken" in it]:
         r = correlation(read(it["spoken"].raw["vocals"]), it["spoken_vocal"])
         print(f"{it['song'].name}: spoken vocal stem vs true vocal r = {r:.3f}")
         assert r >= 0.9
 
 
-def test_spleeter_vocal_stem_follows_the_songs_sung_vocal(separated):
-    """The generated songs' own vocals (espeak-ng words pitched by resampling) are harder; report, bound loosely."""
+def test_spleeter_recovers_the_generated_songs_vocal(separated):
+    """The songs' own vocal: espeak-ng words pitched to the key (harder for Spleeter than plain speech)."""
     for it in separated:
         r = correlation(read(it["own"].raw["vocals"]), read(it["song"].stem_paths["vocals"]))
         print(f"{it['song'].name}: sung vocal stem vs true vocal r = {r:.3f}")
-        assert r >= 0.7
+        assert r >= 0.9
 
 
 def test_2stems_roles_are_vocals_and_an_hpss_split_of_the_accompaniment(separated):
-    for it in separated:
+    for it in [it for it in separated if "spoken" in it]:
         stems = it["spoken"]
         assert set(stems.raw) == {"vocals", "accompaniment"}
         assert stems.roles["vocal"] == stems.raw["vocals"]
