@@ -110,8 +110,9 @@ def discover_sources(paths: Iterable[Path], *, separator: str) -> tuple[list[Pat
 def _stem_folders(path: Path) -> list[Path]:
     if not path.is_dir():
         return []
-    names = {p.stem.lower() for p in path.iterdir() if p.is_file() and is_audio_file(p)}
-    if {"vocals", "vocal", "vox", "voice"} & names:
+    from generation.separation import stem_kind
+
+    if any(stem_kind(p) == "vocals" for p in path.iterdir() if p.is_file()):
         return [path]
     return sorted(d for child in sorted(path.iterdir()) for d in _stem_folders(child))
 
@@ -191,7 +192,10 @@ def cut_clip(plan: ClipPlan, folder: Path) -> PreparedClip:
         from generation.separation import import_stems
 
         stems = import_stems(plan.source)
-        loaded = {name: _load(path, plan) for name, path in stems.raw.items()}
+        # a song may lack a part (no bass, say): a silent stem is kept, the mix must not be silent
+        loaded = {name: _load(path, plan, allow_silent=True) for name, path in stems.raw.items()}
+        if not np.any(np.abs(np.sum(list(loaded.values()), axis=0)) > 1e-3):
+            raise IngestError(f"{plan.source}: all stems are silent")
         length = min(a.shape[1] for a in loaded.values())
         parts = {name: a[:, :length] for name, a in loaded.items()}
         prepared = _write_clip(plan, folder, np.sum(list(parts.values()), axis=0).astype(np.float32))
@@ -203,8 +207,9 @@ def cut_clip(plan: ClipPlan, folder: Path) -> PreparedClip:
     return _write_clip(plan, folder, _load(plan.source, plan))
 
 
-def _load(path: Path, plan: ClipPlan) -> np.ndarray:
-    return load_audio(path, sr=SAMPLE_RATE, min_seconds=MIN_CLIP_S, start_s=plan.start_s, duration_s=plan.duration_s)
+def _load(path: Path, plan: ClipPlan, *, allow_silent: bool = False) -> np.ndarray:
+    return load_audio(path, sr=SAMPLE_RATE, min_seconds=MIN_CLIP_S, start_s=plan.start_s, duration_s=plan.duration_s,
+                      allow_silent=allow_silent)
 
 
 def _write_clip(plan: ClipPlan, folder: Path, audio: np.ndarray) -> PreparedClip:
