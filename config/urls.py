@@ -3,6 +3,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("study/", include("listening.urls")),
     path("systems/", include("scoring.urls")),
     path("", include("generation.urls")),
 ]

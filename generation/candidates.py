@@ -6,10 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from tqdm import tqdm
 
 from generation.conditions import CandidateSpec, ClipInfo, Condition, ConditionError, draw_candidates
+from generation.render import RenderError, adjust_for_features, render_candidate
+from generation.stem_cache import StemCache, StemCacheError
 from generation.keys import Key
 from generation.models import Candidate, Clip, MashupDB, Stem
 
@@ -144,3 +148,58 @@ def candidate_record(c: Candidate) -> dict:
         "stem_paths": {"vocal": path(c.vocal_path), "harmonic": path(c.harmonic_path),
                        "percussion": path(c.percussion_path)},
     }
+
+
+def stem_cache() -> StemCache:
+    """The shared cache of adjusted stems, under MEDIA_ROOT (safe with parallel workers)."""
+    return StemCache(Path(settings.MEDIA_ROOT) / "cache" / "stems")
+
+
+def clips_of(candidates: Iterable[Candidate]) -> dict[int, ClipInfo]:
+    ids = {i for c in candidates for i in (c.vocal_clip_id, c.harmonic_clip_id, c.percussion_clip_id)}
+    return {info.id: info for info in clip_infos(Clip.objects.filter(id__in=ids).prefetch_related("stems"))}
+
+
+def feature_stems(candidate: Candidate, *, sr: int, clips: dict[int, ClipInfo] | None = None) -> dict[str, np.ndarray]:
+    """The candidate's adjusted stems, mono at `sr` Hz, role → (n,) float32 (through the stem cache).
+
+    Raises GenerationError when a stem's audio is gone or unusable.
+    """
+    clips = clips if clips is not None else clips_of([candidate])
+    missing = [str(p) for info in clips.values() for p in info.stems.values() if not Path(p).is_file()]
+    if missing:
+        raise GenerationError(f"candidate {candidate.id}: stem audio is missing: {', '.join(missing[:3])}")
+    try:
+        return adjust_for_features(spec_of(candidate), clips, sr=sr, cache=stem_cache())
+    except (RenderError, StemCacheError) as exc:
+        raise GenerationError(f"candidate {candidate.id}: {exc}") from None
+
+
+def render_folder(candidate: Candidate) -> Path:
+    return Path(settings.MEDIA_ROOT) / "renders" / candidate.db.name / candidate.spec_key[:24]
+
+
+def render_candidates(candidates: Iterable[Candidate], *, progress: bool = True, force: bool = False) -> int:
+    """Render mixes and adjusted stems (44.1 kHz stereo float WAV); returns how many were rendered.
+
+    Rendering is a pure function of the stored record, so a render that
+    exists is kept unless `force`; the same candidate always gives the same bytes.
+    """
+    todo = [c for c in candidates if force or not c.mix_path]
+    if not todo:
+        return 0
+    clips = clips_of(todo)
+    cache = stem_cache()
+    media = Path(settings.MEDIA_ROOT)
+    done = 0
+    for c in tqdm(todo, desc="render", unit="cand", disable=not progress):
+        try:
+            result = render_candidate(spec_of(c), clips, render_folder(c), cache=cache)
+        except (RenderError, StemCacheError) as exc:
+            raise GenerationError(f"candidate {c.id}: {exc}") from None
+        c.mix_path = result.mix_path.relative_to(media).as_posix()
+        c.vocal_path, c.harmonic_path, c.percussion_path = (
+            result.stem_paths[r].relative_to(media).as_posix() for r in ("vocal", "harmonic", "percussion"))
+        c.save(update_fields=["mix_path", "vocal_path", "harmonic_path", "percussion_path"])
+        done += 1
+    return done

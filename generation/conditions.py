@@ -68,23 +68,23 @@ import numpy as np
 from generation.keys import Key, key_distance, key_shift_semitones
 
 __all__ = [
-    "ROLES",
+    "DURATION_RANGE_S",
     "MAX_KEY_DISTANCE",
+    "MAX_OFFSET_S",
+    "ROLES",
     "TEMPO_RATIO_RANGE",
     "UNMATCHED_MIN_KEY_DISTANCE",
     "UNMATCHED_MIN_TEMPO_DEVIATION",
-    "MAX_OFFSET_S",
-    "DURATION_RANGE_S",
-    "ConditionError",
-    "Condition",
-    "ClipInfo",
     "CandidateSpec",
-    "QualifyingStems",
+    "ClipInfo",
+    "Condition",
+    "ConditionError",
     "DrawResult",
-    "tempo_ratio",
-    "qualifying_stems",
+    "QualifyingStems",
     "draw_candidate",
     "draw_candidates",
+    "qualifying_stems",
+    "tempo_ratio",
 ]
 
 ROLES: tuple[str, ...] = ("vocal", "harmonic", "percussion")
@@ -111,7 +111,7 @@ class Condition(str, enum.Enum):
     UNMATCHED_BOTH = "unmatched_both"
 
     @classmethod
-    def parse(cls, value: "Condition | str") -> "Condition":
+    def parse(cls, value: Condition | str) -> Condition:
         """The condition named `value` ('matched', 'unmatched_key', ...); ConditionError otherwise."""
         if isinstance(value, Condition):
             return value
@@ -165,6 +165,9 @@ class ClipInfo:
             raise ConditionError(f"clip {self.id}: unknown stem roles {sorted(unknown)}; roles are {', '.join(ROLES)}")
         object.__setattr__(self, "downbeats", downbeats)
         object.__setattr__(self, "stems", {role: Path(p) for role, p in self.stems.items()})
+
+    def __hash__(self) -> int:  # the stems dict is unhashable; equal clips share their id
+        return hash(self.id)
 
     @property
     def first_downbeat_s(self) -> float:
@@ -235,7 +238,7 @@ class CandidateSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "CandidateSpec":
+    def from_dict(cls, data: dict) -> CandidateSpec:
         """Inverse of :meth:`to_dict` (extra keys such as id or mix_path are ignored)."""
         try:
             return cls(
@@ -254,6 +257,9 @@ class CandidateSpec:
             if isinstance(exc, ConditionError):
                 raise
             raise ConditionError(f"invalid candidate record {data!r}: {exc}") from exc
+
+    def __hash__(self) -> int:  # the offsets dict is unhashable; equal specs share their key
+        return hash(self.spec_key)
 
     @property
     def spec_key(self) -> str:
@@ -282,10 +288,16 @@ class QualifyingStems:
 
 @dataclass(frozen=True)
 class DrawResult:
-    """Candidates drawn, and how many vocal seeds were drawn but had nothing (left) that qualified."""
+    """Candidates drawn, and the vocal seeds set aside on the way.
+
+    `skipped_seeds`: seeds drawn for which no stem pair qualifies at all (the
+    paper's "draw another vocal seed"). `exhausted_seeds`: seeds drawn whose
+    qualifying pairs had all been used already (distinct candidates only).
+    """
 
     candidates: list[CandidateSpec]
     skipped_seeds: int
+    exhausted_seeds: int = 0
 
 
 def tempo_ratio(seed_clip: ClipInfo, stem_clip: ClipInfo) -> float:
@@ -427,8 +439,9 @@ def draw_candidates(
 
     Each round draws a vocal seed at random (or uses `vocal_id`) and then one
     candidate for it (:func:`draw_candidate`, own seed drawn from the master
-    generator). A seed with no qualifying pair left is *skipped*: counted in
-    `skipped_seeds`, never drawn again, and another seed is drawn. No
+    generator). A seed with no qualifying pair is *skipped* (counted in
+    `skipped_seeds`), one whose pairs are all used is *exhausted* (counted in
+    `exhausted_seeds`); either is never drawn again, and another seed is drawn. No
     (vocal, harmonic, percussion) triple is drawn twice within a condition, nor
     any triple in `exclude` (candidates already stored), so ``original`` gives
     at most one candidate per seed. When every seed is exhausted before
@@ -462,10 +475,10 @@ def draw_candidates(
     qualifying: dict[int, QualifyingStems] = {}
     live = list(range(len(candidates_seeds)))
     out: list[CandidateSpec] = []
-    skipped = 0
+    skipped = exhausted = 0
     while len(out) < count:
         if not live:
-            raise ConditionError(_exhausted_message(condition, len(out), count, len(candidates_seeds), skipped, vocal_id))
+            raise ConditionError(_exhausted_message(condition, len(out), count, len(candidates_seeds), vocal_id))
         position = int(rng.integers(len(live)))
         candidate_seed = int(rng.integers(_SEED_MAX))
         clip = candidates_seeds[live[position]]
@@ -476,23 +489,43 @@ def draw_candidates(
             exclude_pairs=used.get(clip.id, set()), qualifying=qualifying[clip.id],
         )
         if spec is None:
-            skipped += 1
+            if qualifying[clip.id].pair_count == 0:
+                skipped += 1
+            else:
+                exhausted += 1
             live.pop(position)
             continue
         used.setdefault(clip.id, set()).add(spec.pair)
         out.append(spec)
-    return DrawResult(candidates=out, skipped_seeds=skipped)
+    return DrawResult(candidates=out, skipped_seeds=skipped, exhausted_seeds=exhausted)
 
 
-def _exhausted_message(condition: Condition, drawn: int, count: int, n_seeds: int, skipped: int, vocal_id: int | None) -> str:
+_RULES = {
+    Condition.ORIGINAL: "an original candidate needs a clip with vocal, harmonic and percussion stems",
+    Condition.MATCHED: (
+        f"no other clip has a harmonic stem within ±{MAX_KEY_DISTANCE} semitones and tempo ratio "
+        f"{TEMPO_RATIO_RANGE[0]:g}..{TEMPO_RATIO_RANGE[1]:g}, or none has a percussion stem within that tempo ratio"
+    ),
+    Condition.UNMATCHED_KEY: (
+        f"no other clip has a harmonic stem off-key (distance >= {UNMATCHED_MIN_KEY_DISTANCE} semitone) with tempo "
+        f"ratio {TEMPO_RATIO_RANGE[0]:g}..{TEMPO_RATIO_RANGE[1]:g}, or none has a percussion stem within that tempo ratio"
+    ),
+    Condition.UNMATCHED_TEMPO: (
+        f"no other clip has a harmonic stem within ±{MAX_KEY_DISTANCE} semitones, or none has a percussion stem "
+        f"whose tempo differs from the seed's by at least {UNMATCHED_MIN_TEMPO_DEVIATION:.0%}"
+    ),
+    Condition.UNMATCHED_BOTH: (
+        f"no other clip has an off-key harmonic stem, or none has a percussion stem whose tempo differs from the "
+        f"seed's by at least {UNMATCHED_MIN_TEMPO_DEVIATION:.0%}"
+    ),
+}
+
+
+def _exhausted_message(condition: Condition, drawn: int, count: int, n_seeds: int, vocal_id: int | None) -> str:
     who = f"vocal clip {vocal_id}" if vocal_id is not None else f"the {n_seeds} seed clip(s)"
     if drawn == 0:
-        return (
-            f"no {condition.value} candidate exists for {who}: no harmonic and percussion stems satisfy the "
-            f"{condition.value} rules (key within ±{MAX_KEY_DISTANCE} semitones, tempo ratio "
-            f"{TEMPO_RATIO_RANGE[0]:g}..{TEMPO_RATIO_RANGE[1]:g}, as the condition requires)"
-        )
+        return f"no {condition.value} candidate exists for {who}: {_RULES[condition]}"
     return (
         f"only {drawn} distinct {condition.value} candidates exist for {who} ({count} asked, "
-        f"{skipped} seed(s) exhausted); ask for fewer or add clips"
+        "counting those passed in as already stored); ask for fewer or add clips"
     )

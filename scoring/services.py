@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from tqdm import tqdm
 
-from generation.candidates import GenerationError, feature_stems, get_db
+from generation.candidates import GenerationError, clips_of, feature_stems, get_db
 from generation.conditions import Condition
 from generation.models import Candidate, Clip
 from scoring.errors import ScoringError
@@ -42,13 +42,21 @@ def candidate_features(candidates: Sequence[Candidate], *, arch: str, config: Fe
                        progress: bool = True) -> np.ndarray:
     """Network input for each candidate: (N, 3, T, 128) for premix, (N, 1, T, 128) for postmix."""
     rows = []
+    clips = clips_of(candidates)
     for c in tqdm(candidates, desc="features", unit="cand", disable=not progress):
-        stems = feature_stems(c, sr=config.sr)
+        stems = _stems(c, sr=config.sr, clips=clips)
         rows.append(stem_features(stems, sr=config.sr, config=config) if arch == "premix"
                     else mix_features(stems, sr=config.sr, config=config))
     if not rows:
         raise ScoringError("no candidates to compute features for")
     return np.stack(rows).astype(np.float32)
+
+
+def _stems(candidate: Candidate, *, sr: int, clips) -> dict[str, np.ndarray]:
+    try:
+        return feature_stems(candidate, sr=sr, clips=clips)
+    except GenerationError as exc:
+        raise ScoringError(str(exc)) from None
 
 
 def system_dir(name: str) -> Path:
@@ -169,8 +177,9 @@ def _amu_scores(cands: Sequence[Candidate]) -> np.ndarray:
     from scoring.amu import mashability
 
     out = []
+    clips = clips_of(cands)
     for c in cands:
-        stems = feature_stems(c, sr=AMU_SR)
+        stems = _stems(c, sr=AMU_SR, clips=clips)
         beats = np.asarray(c.vocal_clip.beats, dtype=float)
         beats = beats[beats < c.duration_s]
         out.append(mashability(stems, sr=AMU_SR, beat_times_s=beats).total)

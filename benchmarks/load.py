@@ -1,0 +1,331 @@
+"""Load benchmark of the participant flow: N simulated participants against gunicorn, on SQLite or PostgreSQL.
+
+    python benchmarks/load.py --participants 100 --db sqlite
+    python benchmarks/load.py --participants 1000 --db postgres --concurrency 200
+
+Everything runs on loopback and is started and stopped here: a fresh SQLite
+file or a private PostgreSQL cluster (apt's binaries under
+/usr/lib/postgresql/*/bin, initdb into a temp dir, run as the `postgres` user
+when we are root, on a free port), migrations, a synthetic generation study
+(one system, pages = participants x pages-per-participant / k, one tiny WAV
+hard-linked for every stimulus), and gunicorn on a free port.
+
+Each simulated participant does the real HTTP flow with its own cookie jar and
+CSRF token: study link, consent, questionnaire, then its pages (GET the page,
+fetch the first kilobyte of a clip with a Range request, POST the answers);
+a share of them submit a page twice (replay). Every submission the server
+acknowledged (302) is checked against the database afterwards:
+lost = acknowledged ratings missing or different, duplicated = answers stored
+more than once, over_assigned = pages with more than k done assignments.
+Latencies are client-side over every request; submissions_per_s counts
+acknowledged page submissions over the run's wall time.
+
+Last line: ``lost=… duplicated=… over_assigned=… submissions_per_s=… p50_ms=… p99_ms=…``
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+PY = sys.executable
+ASPECTS = ("overall", "harmony", "rhythm", "timbre", "innovation")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- inside Django (subprocess modes)
+
+
+def _django():
+    sys.path.insert(0, str(REPO))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+
+
+def internal_setup(args) -> None:
+    """Create the synthetic world and an open study; print its public token as JSON."""
+    _django()
+    import soundfile as sf
+    from django.conf import settings
+
+    from generation.models import Candidate, Clip, MashupDB
+    from listening import services
+    from listening.models import Study
+    from scoring.models import Score, System
+
+    k = args.ratings_per_page
+    n_pages = max(2, -(-args.participants * args.pages_per_participant // k))
+    media = Path(settings.MEDIA_ROOT)
+    wav = media / "bench" / "tone.wav"
+    wav.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(8000) / 8000
+    sf.write(wav, (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 8000)
+    db = MashupDB.objects.create(name="bench")
+    clips = Clip.objects.bulk_create(
+        Clip(db=db, name=f"c{i}", source=f"c{i}", source_sha256=f"{i:064d}", start_s=0, duration_s=1,
+             sample_rate=8000, audio_path="bench/tone.wav", key_label="C major", tempo_bpm=120, beats_per_bar=4,
+             analysis_source="estimated") for i in range(20))
+    clips = list(Clip.objects.filter(db=db).order_by("id"))
+    cands = [Candidate(db=db, vocal_clip=c, harmonic_clip=c, percussion_clip=c, condition="original", duration_s=1,
+                       seed=i, spec_key=f"o{i}", mix_path="bench/tone.wav") for i, c in enumerate(clips)]
+    cands += [Candidate(db=db, vocal_clip=clips[i % 20], harmonic_clip=clips[(i + 1) % 20],
+                        percussion_clip=clips[(i + 2) % 20], condition="matched", duration_s=1, seed=i,
+                        spec_key=f"m{i}", mix_path="bench/tone.wav") for i in range(n_pages)]
+    Candidate.objects.bulk_create(cands)
+    system = System.objects.create(name="bench", arch="amu")
+    rng = np.random.default_rng(0)
+    Score.objects.bulk_create(Score(system=system, candidate=c, value=float(rng.random()))
+                              for c in Candidate.objects.filter(db=db, condition="matched"))
+    top = n_pages // 2
+    study = services.design_generation_study(
+        name="bench", db_name="bench", top_n=top, bottom_n=n_pages - top, seed=1,
+        study_settings=services.StudySettings(ratings_per_page=k, pages_per_participant=args.pages_per_participant))
+    services.set_state(study, Study.State.OPEN)
+    print(json.dumps({"public_token": study.public_token, "pages": study.pages.count(), "k": k}))
+
+
+def internal_verify(args) -> None:
+    """Compare the acknowledged answers (JSON file) with the database; print the counts as JSON."""
+    _django()
+    from django.db.models import Count
+
+    from listening.models import Assignment, PageResponse, Rating, Study
+
+    acks = json.loads(Path(args.acks).read_text())
+    study = Study.objects.get(name="bench")
+    stored = {}
+    for a_id, pos, aspect, score in Rating.objects.filter(assignment__page__study=study).values_list(
+            "assignment_id", "stimulus__position", "aspect", "score"):
+        stored.setdefault(str(a_id), {})[f"clip{pos + 1}_{aspect}"] = score
+    lost = 0
+    for ack in acks:
+        got = stored.get(str(ack["assignment"]), {})
+        lost += sum(got.get(f, None) != int(v) for f, v in ack["answers"].items() if f.startswith("clip"))
+    dup_ratings = Rating.objects.values("participant", "stimulus", "aspect").annotate(n=Count("id")).filter(n__gt=1)
+    dup_responses = PageResponse.objects.values("assignment").annotate(n=Count("id")).filter(n__gt=1)
+    over = (Assignment.objects.filter(page__study=study, state="done").values("page").annotate(n=Count("id"))
+            .filter(n__gt=study.ratings_per_page))
+    print(json.dumps({"lost": lost, "duplicated": dup_ratings.count() + dup_responses.count(),
+                      "over_assigned": over.count(), "ratings": Rating.objects.count(),
+                      "responses": PageResponse.objects.count()}))
+
+
+# --------------------------------------------------------------------------- databases
+
+
+class Postgres:
+    """A throw-away PostgreSQL cluster in a temp dir, on a free loopback port."""
+
+    def __init__(self, root: Path):
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not bins:
+            raise SystemExit("PostgreSQL binaries not found under /usr/lib/postgresql/*/bin (apt install postgresql)")
+        self.bin = Path(bins[-1]).parent
+        self.data = root / "pgdata"
+        self.sock = root / "pgsock"
+        self.port = free_port()
+        self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    def _run(self, *cmd: str) -> None:
+        subprocess.run([*self.prefix, *cmd], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def start(self) -> str:
+        self.data.mkdir()
+        self.sock.mkdir()
+        if self.prefix:
+            shutil.chown(self.data, "postgres")
+            shutil.chown(self.sock, "postgres")
+            os.chmod(self.data.parent, 0o755)
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        opts = (f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c max_connections=400 "
+                "-c shared_buffers=128MB")
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", opts, "-w", "-l",
+                  str(self.data / "log.txt"), "start")
+        self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "mashlab")
+        return f"postgres://postgres@127.0.0.1:{self.port}/mashlab"
+
+    def stop(self) -> None:
+        if self.data.exists():
+            subprocess.run([*self.prefix, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+
+# --------------------------------------------------------------------------- simulated participants
+
+
+class Stats:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.latencies_ms: list[float] = []
+        self.acks: list[dict] = []
+        self.errors: list[str] = []
+        self.finished = 0
+
+    def timed(self, fn, *a, **kw):
+        t0 = time.perf_counter()
+        r = fn(*a, **kw)
+        dt = (time.perf_counter() - t0) * 1000
+        with self.lock:
+            self.latencies_ms.append(dt)
+        return r
+
+
+def participant(i: int, base: str, public_token: str, stats: Stats, *, replay_share: float, deadline: float) -> None:
+    import requests
+
+    rng = np.random.default_rng([7, i])
+    s = requests.Session()
+    try:
+        r = stats.timed(s.get, f"{base}/study/s/{public_token}/", params={"PROLIFIC_PID": f"bench{i}"})
+        csrf = s.cookies.get("csrftoken")
+        r = stats.timed(s.post, f"{base}/study/s/{public_token}/", data={"consent": "on", "csrfmiddlewaretoken": csrf},
+                        headers={"Referer": base + "/"}, allow_redirects=False)
+        if r.status_code != 302:
+            raise RuntimeError(f"consent: {r.status_code}")
+        home = base + r.headers["Location"]
+        token = home.rstrip("/").split("/")[-1]
+        r = stats.timed(s.post, f"{base}/study/p/{token}/questionnaire/", allow_redirects=False,
+                        data={"listens_daily": "yes", "produces_music": "no", "csrfmiddlewaretoken": csrf})
+        while time.monotonic() < deadline:
+            r = stats.timed(s.get, home)
+            if r.status_code != 200:
+                raise RuntimeError(f"page: {r.status_code} {r.text[:200]}")
+            m = re.search(r'action="(/study/p/[^"]+/page/(\d+)/)"', r.text)
+            if m is None:
+                with stats.lock:
+                    stats.finished += 1
+                return
+            audio = re.search(r'src="(/study/p/[^"]+/audio/[^"]+)"', r.text)
+            stats.timed(s.get, base + audio.group(1), headers={"Range": "bytes=0-1023"})
+            answers = {f"clip{n}_{a}": str(int(rng.integers(1, 6))) for n in (1, 2) for a in ASPECTS}
+            answers["heard_before"] = "no" if rng.random() < 0.8 else "yes"
+            data = {**answers, "csrfmiddlewaretoken": csrf}
+            r = stats.timed(s.post, base + m.group(1), data=data, allow_redirects=False)
+            if r.status_code != 302:
+                raise RuntimeError(f"submit: {r.status_code} {r.text[:200]}")
+            with stats.lock:
+                stats.acks.append({"assignment": int(m.group(2)), "answers": answers})
+            if rng.random() < replay_share:  # double submit with other scores: must store nothing
+                replay = {**data, **{k: "1" for k in answers if k.startswith("clip")}}
+                r = stats.timed(s.post, base + m.group(1), data=replay, allow_redirects=False)
+                if r.status_code != 302:
+                    raise RuntimeError(f"replay: {r.status_code}")
+    except Exception as exc:  # noqa: BLE001 - counted and reported, the run goes on
+        with stats.lock:
+            stats.errors.append(f"participant {i}: {exc}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--participants", type=int, default=100, help="Simulated participants (1..5000).")
+    ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    ap.add_argument("--concurrency", type=int, default=0, help="Participants at once (default: all, at most 1000).")
+    ap.add_argument("--pages-per-participant", type=int, default=3)
+    ap.add_argument("--ratings-per-page", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=4, help="gunicorn worker processes.")
+    ap.add_argument("--threads", type=int, default=8, help="Threads per gunicorn worker (gthread).")
+    ap.add_argument("--replay-share", type=float, default=0.1, help="Share of submits sent twice.")
+    ap.add_argument("--time-limit", type=float, default=300.0, help="Seconds the participants may run.")
+    ap.add_argument("--internal", choices=["setup", "verify"], help=argparse.SUPPRESS)
+    ap.add_argument("--acks", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.internal == "setup":
+        return internal_setup(args)
+    if args.internal == "verify":
+        return internal_verify(args)
+    if not 1 <= args.participants <= 5000:
+        raise SystemExit("--participants must be in 1..5000")
+    concurrency = min(args.concurrency or args.participants, args.participants, 1000)
+
+    root = Path(tempfile.mkdtemp(prefix="mashlab-load-"))
+    pg = Postgres(root) if args.db == "postgres" else None
+    gunicorn = None
+    try:
+        env = {**os.environ, "MEDIA_ROOT": str(root / "media"), "MASHLAB_DATA_DIR": str(root),
+               "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "DJANGO_DEBUG": "0", "DATABASE_CONN_MAX_AGE": "60",
+               "DJANGO_SETTINGS_MODULE": "config.settings", "MASHLAB_LOG_LEVEL": "ERROR"}
+        (root / "static").mkdir()
+        env["DATABASE_URL"] = pg.start() if pg else f"sqlite:///{root / 'bench.sqlite3'}"
+        t0 = time.perf_counter()
+        subprocess.run([PY, str(REPO / "manage.py"), "migrate", "-v", "0"], env=env, check=True, cwd=REPO)
+        out = subprocess.run([PY, __file__, "--internal", "setup", "--participants", str(args.participants),
+                              "--pages-per-participant", str(args.pages_per_participant),
+                              "--ratings-per-page", str(args.ratings_per_page)],
+                             env=env, check=True, cwd=REPO, capture_output=True, text=True)
+        info = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"[load] {args.db}: migrated and designed {info['pages']} pages in {time.perf_counter() - t0:.1f} s")
+        port = free_port()
+        gunicorn = subprocess.Popen(
+            [str(Path(PY).parent / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(args.workers),
+             "--threads", str(args.threads), "-k", "gthread", "--backlog", "2048", "--timeout", "60",
+             "--log-level", "warning"], env=env, cwd=REPO, start_new_session=True)
+        base = f"http://127.0.0.1:{port}"
+        import requests
+
+        for _ in range(300):
+            try:
+                requests.get(base + "/admin/login/", timeout=30)
+                break
+            except requests.RequestException:
+                time.sleep(0.2)
+        else:
+            raise SystemExit("gunicorn did not answer within a minute")
+        stats = Stats()
+        deadline = time.monotonic() + args.time_limit
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            for i in range(args.participants):
+                pool.submit(participant, i, base, info["public_token"], stats, replay_share=args.replay_share,
+                            deadline=deadline)
+        wall = time.perf_counter() - start
+        acks_file = root / "acks.json"
+        acks_file.write_text(json.dumps(stats.acks))
+        out = subprocess.run([PY, __file__, "--internal", "verify", "--acks", str(acks_file)], env=env, check=True,
+                             cwd=REPO, capture_output=True, text=True)
+        check = json.loads(out.stdout.strip().splitlines()[-1])
+        lat = np.array(stats.latencies_ms) if stats.latencies_ms else np.zeros(1)
+        for line in stats.errors[:5]:
+            print(f"[load] error: {line}")
+        print(f"[load] {args.participants} participants ({concurrency} at once), {stats.finished} finished, "
+              f"{len(stats.errors)} errors, {len(stats.acks)} pages acknowledged, {check['ratings']} ratings stored, "
+              f"{len(lat)} requests in {wall:.1f} s; gunicorn {args.workers}x{args.threads} gthread")
+        print(f"lost={check['lost']} duplicated={check['duplicated']} over_assigned={check['over_assigned']} "
+              f"submissions_per_s={len(stats.acks) / wall:.1f} p50_ms={np.percentile(lat, 50):.1f} "
+              f"p99_ms={np.percentile(lat, 99):.1f}")
+    finally:
+        if gunicorn is not None:
+            os.killpg(gunicorn.pid, signal.SIGTERM)
+            try:
+                gunicorn.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(gunicorn.pid, signal.SIGKILL)
+        if pg is not None:
+            pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""End to end in Debian's chromium (Playwright) against a live server: the DB holds exactly the answers given."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from listening import services
+from listening.models import Assignment, PageResponse, Participant, Rating, Study
+from tests.test_listening_world import build_world
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ASPECTS = ("harmony", "rhythm", "timbre", "innovation", "overall")
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+
+
+@pytest.fixture
+def browser():
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with playwright_sync.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def live_study(transactional_db, settings):
+    build_world(Path(settings.MEDIA_ROOT))
+    study = services.design_generation_study(
+        name="live", db_name="alpha", top_n=1, bottom_n=1, seed=3,
+        study_settings=services.StudySettings(ratings_per_page=3, pages_per_participant=3))
+    return services.set_state(study, Study.State.OPEN)
+
+
+def _begin(page, live_server, study, pid):
+    page.goto(f"{live_server.url}/study/s/{study.public_token}/?PROLIFIC_PID={pid}")
+    page.get_by_label("I have read the information above and agree to take part.").check()
+    page.get_by_role("button", name="Start").click()
+    page.get_by_role("radiogroup", name="Do you listen to music every day?").get_by_label("Yes").check()
+    page.get_by_role("radiogroup", name="Have you ever produced music (recorded, mixed or composed)?") \
+        .get_by_label("No").check()
+    page.get_by_role("button", name="Continue").click()
+
+
+def _fill(page, scores: dict[str, int], heard: str):
+    """Rate through the accessible names only: radiogroup 'Clip n · Aspect', radio 'k word'."""
+    for field, value in scores.items():
+        clip, aspect = field.split("_")
+        group = page.get_by_role("radiogroup", name=f"Clip {clip[-1]} · {aspect.capitalize()}")
+        group.get_by_role("radio", name=str(value), exact=False).first.check()
+    page.get_by_role("radiogroup", name="Have you heard this vocal melody before?").get_by_label(
+        heard.capitalize()).check()
+
+
+def _scores_for(page_number: int, salt: int = 0) -> dict[str, int]:
+    return {f"clip{n}_{a}": 1 + (page_number + n + i + salt) % 5 for n in (1, 2) for i, a in enumerate(ASPECTS)}
+
+
+def test_a_participant_resumes_after_a_refresh_and_a_double_click_stores_once(browser, live_server, live_study):
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    _begin(page, live_server, live_study, "P-1")
+    given = {}
+    for number in range(1, 4):
+        page.wait_for_selector("h1:has-text('Page')")
+        assert page.locator("h1").inner_text() == f"Page {number} of 3"
+        token = page.url.rstrip("/").split("/")[-1]
+        held = Assignment.objects.get(participant__token=token, state="reserved")
+        if number == 2:  # refresh mid-study (answers half filled): the same page comes back
+            _fill(page, {"clip1_harmony": 1}, "yes")
+            page.reload()
+            assert page.locator("h1").inner_text() == "Page 2 of 3"
+            assert Assignment.objects.get(participant__token=token, state="reserved").pk == held.pk
+        scores = _scores_for(number)
+        _fill(page, scores, "yes" if number == 3 else "no")
+        given[held.page_id] = scores
+        page.locator("#submit-page").dblclick()
+        page.wait_for_load_state("load")
+    page.wait_for_selector("#completion-code")
+    assert page.locator("#completion-code").inner_text() == live_study.completion_code
+    page.goto(page.url)  # the same link later: still finished, nothing added
+    participant = Participant.objects.get(external_id="P-1")
+    assert participant.listens_daily is True and participant.produces_music is False
+    assert Rating.objects.filter(participant=participant).count() == 3 * 10
+    for a in Assignment.objects.filter(participant=participant):
+        stored = {f"clip{r.stimulus.position + 1}_{r.aspect}": r.score for r in a.ratings.select_related("stimulus")}
+        assert stored == given[a.page_id]
+    heard = sorted(PageResponse.objects.filter(assignment__participant=participant).values_list("heard_before",
+                                                                                                flat=True))
+    assert heard == [False, False, True]
+    assert all(r.seconds > 0 for r in PageResponse.objects.all())
+    ctx.close()
+
+
+def test_three_browsers_rate_until_every_page_has_three_ratings(browser, live_server, live_study):
+    n_pages = live_study.pages.count()
+    contexts = [browser.new_context(viewport={"width": 390, "height": 844}) for _ in range(3)]  # phone-sized
+    pages = [c.new_page() for c in contexts]
+    for i, page in enumerate(pages):
+        _begin(page, live_server, live_study, f"B{i}")
+    active = list(range(3))
+    rounds = 0
+    while active and rounds < 100:
+        rounds += 1
+        for i in list(active):
+            page = pages[i]
+            if page.locator("#completion-code").count() or "nothing left" in page.content():
+                # finished its quota: a fresh participant in the same browser carries on
+                contexts[i].clear_cookies()
+                if Assignment.objects.filter(state="done").count() >= 3 * n_pages:
+                    active.remove(i)
+                    continue
+                _begin(page, live_server, live_study, f"B{i}-{rounds}")
+                continue
+            _fill(page, _scores_for(rounds, i), "no")
+            page.locator("#submit-page").press("Enter")  # keyboard only
+            page.wait_for_load_state("load")
+    for page_row in live_study.pages.all():
+        assert page_row.assignments.filter(state="done").count() == 3
+        assert Rating.objects.filter(stimulus__page=page_row).count() == 3 * 2 * 5
+    for c in contexts:
+        c.close()
