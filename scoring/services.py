@@ -7,7 +7,6 @@ so the same candidate always yields the same input.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -104,7 +103,7 @@ def train(
         arguments={"db": db.name, "arch": arch, "lsro": lsro, "epochs": epochs, "seed": seed, "width": width,
                    "name": name, "n_candidates": len(cands)},
     )
-    metrics = json.loads(result.sidecar_path.read_text()).get("metrics", {}) if result.sidecar_path.exists() else {}
+    metrics = {"history": result.history, "final": result.history[-1] if result.history else {}}
     return _register(name, arch=arch, lsro=lsro, checkpoint=result.checkpoint_path,
                      config={"feature_config": cfg.to_dict(), "width": width, "trained_on": db.name},
                      metrics=metrics)

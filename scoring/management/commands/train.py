@@ -37,6 +37,6 @@ class Command(BaseCommand):
         except ScoringError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"system {system.name} registered: {system.checkpoint_file}")
-        last = (system.metrics or {}).get("final") or system.metrics
+        last = (system.metrics or {}).get("final")
         if last:
             self.stdout.write(f"metrics: {last}")
