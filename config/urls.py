@@ -5,5 +5,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("study/", include("listening.urls")),
     path("systems/", include("scoring.urls")),
+    path("analysis/", include("analysis.urls")),
     path("", include("generation.urls")),
 ]

@@ -34,8 +34,9 @@ class Command(BaseCommand):
                             help="add Holm-adjusted p-values per table and mark levels by them")
 
     def handle(self, *args: object, **options: object) -> None:
+        config = None
         if options["study"] is not None:
-            ratings = self._study_ratings(int(options["study"]))  # type: ignore[arg-type]
+            ratings, config = self._study_ratings(int(options["study"]))  # type: ignore[arg-type]
         else:
             ratings = options["ratings"]
         try:
@@ -44,6 +45,7 @@ class Command(BaseCommand):
                 options["out"],  # type: ignore[arg-type]
                 formats=str(options["format"]),
                 holm=bool(options["holm"]),
+                config=config,
             )
         except AnalysisError as exc:
             raise CommandError(str(exc)) from exc
@@ -52,12 +54,15 @@ class Command(BaseCommand):
         self.stdout.write(report.summary())
 
     def _study_ratings(self, study_id: int):
-        """The study's ratings as a DataFrame in the ratings CSV format (analysis.ratings.COLUMNS).
+        """The study's ratings (DataFrame in the ratings CSV format) and its analysis settings."""
+        from analysis.studies import study_config
+        from listening.models import Study
+        from listening.services import ratings_table
 
-        Wired to the listening app's study export once it exists; the result
-        goes through the same analyse_ratings call as a CSV file.
-        """
-        raise CommandError(
-            f"--study {study_id}: not available until the listening app exists; export the study's "
-            "ratings as CSV and use --ratings FILE.csv instead."
-        )
+        study = Study.objects.filter(pk=study_id).first()
+        if study is None:
+            raise CommandError(f"no study with id {study_id}")
+        ratings = ratings_table(study)
+        if ratings.empty:
+            raise CommandError(f"study {study_id} ({study.name}) has no ratings yet")
+        return ratings, study_config(study)

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from analysis import views
+
+app_name = "analysis"
+urlpatterns = [
+    path("study/<int:pk>/", views.study_analysis, name="study"),
+    path("study/<int:pk>/files/<str:name>", views.study_file, name="file"),
+]
