@@ -70,7 +70,7 @@ class TempPostgres:
         return self
 
     def restart(self) -> None:
-        self._run(self.bindir / "pg_ctl", "-D", self.datadir, "-w", "-m", "fast", "restart")
+        self._run(self.bindir / "pg_ctl", "-D", self.datadir, "-l", self.root / "log", "-w", "-m", "fast", "restart")
 
     def stop(self) -> None:
         if self.datadir.exists():

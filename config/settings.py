@@ -121,4 +121,5 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("MASHLAB_LOG_LEVEL", "WARNING")},
+    "loggers": {"django": {"level": env_str("MASHLAB_LOG_LEVEL", "WARNING")}},
 }

@@ -125,7 +125,7 @@ def _store(db: MashupDB, spec: CandidateSpec) -> tuple[Candidate, bool]:
 
 
 def candidate_record(c: Candidate) -> dict:
-    """The stable export of `candidates --json`."""
+    """The stable export of `candidates --json`: exactly the fields of issue 3 §3 (paths None until rendered)."""
     media = Path(settings.MEDIA_ROOT)
 
     def path(rel: str) -> str | None:
@@ -133,7 +133,6 @@ def candidate_record(c: Candidate) -> dict:
 
     return {
         "id": c.id,
-        "db": c.db.name,
         "condition": c.condition,
         "vocal_clip": c.vocal_clip_id,
         "harmonic_clip": c.harmonic_clip_id,

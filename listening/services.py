@@ -589,7 +589,7 @@ def parse_page_form(data, *, require_full_play: bool) -> PageAnswers:
                 problems.append(f"Clip {n}: please rate {aspect}.")
                 continue
             raw = str(raw).strip()
-            if not raw.isdigit() or not 1 <= int(raw) <= 5:
+            if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 5:
                 problems.append(f"Clip {n}: {aspect} must be a whole number from 1 to 5, got {raw[:20]!r}.")
                 continue
             scores[n - 1][aspect] = int(raw)
@@ -599,7 +599,7 @@ def parse_page_form(data, *, require_full_play: bool) -> PageAnswers:
     plays = []
     for n in (1, 2):
         raw = str(data.get(f"plays{n}", "0") or "0")
-        plays.append(int(raw) if raw.isdigit() and len(raw) < 7 else 0)
+        plays.append(int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 7 else 0)
         if require_full_play and data.get(f"ended{n}") != "1":
             problems.append(f"Clip {n}: please listen to the whole clip before rating it.")
     if problems:

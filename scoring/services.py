@@ -38,14 +38,28 @@ def label_of(condition: str) -> int:
 
 
 def candidate_features(candidates: Sequence[Candidate], *, arch: str, config: FeatureConfig,
-                       progress: bool = True) -> np.ndarray:
-    """Network input for each candidate: (N, 3, T, 128) for premix, (N, 1, T, 128) for postmix."""
+                       progress: bool = True, offsets_s: Sequence[float] = (0.0,)) -> np.ndarray:
+    """Network input for each candidate: (N·K, 3, T, 128) for premix, (N·K, 1, T, 128) for postmix.
+
+    One crop of ``config.crop_s`` seconds per start time in ``offsets_s`` (K of
+    them, seconds from the start of the mashup), candidate-major: row
+    ``i * K + k`` is candidate i's crop at ``offsets_s[k]``. Several crops per
+    candidate multiply the training examples of a small MashupDB (one original
+    per vocal seed) without stretching any stem again.
+    """
+    offsets = [float(o) for o in offsets_s]
+    if not offsets or min(offsets) < 0:
+        raise ScoringError(f"offsets_s must be a non-empty list of start times ≥ 0 s, got {list(offsets_s)}")
     rows = []
     clips = clips_of(candidates)
     for c in tqdm(candidates, desc="features", unit="cand", disable=not progress):
         stems = _stems(c, sr=config.sr, clips=clips)
-        rows.append(stem_features(stems, sr=config.sr, config=config) if arch == "premix"
-                    else mix_features(stems, sr=config.sr, config=config))
+        for off in offsets:
+            if off + config.crop_s > c.duration_s + 1e-6:
+                raise ScoringError(f"candidate {c.id}: a {config.crop_s:g} s crop at {off:g} s runs past its "
+                                   f"{c.duration_s:g} s")
+            rows.append(stem_features(stems, sr=config.sr, config=config, offset_s=off) if arch == "premix"
+                        else mix_features(stems, sr=config.sr, config=config, offset_s=off))
     if not rows:
         raise ScoringError("no candidates to compute features for")
     return np.stack(rows).astype(np.float32)
@@ -75,8 +89,13 @@ def train(
     config: FeatureConfig | None = None,
     batch_size: int = 16,
     progress: bool = True,
+    crop_offsets_s: Sequence[float] = (0.0,),
 ) -> System:
-    """Train one system on the DB's non-test candidates and register it (checkpoint path, config, metrics)."""
+    """Train one system on the DB's non-test candidates and register it (checkpoint path, config, metrics).
+
+    ``crop_offsets_s``: start times (s) of the training crops taken from each
+    candidate (see :func:`candidate_features`); scoring always uses the crop at 0 s.
+    """
     from scoring.training import train_model
 
     if arch not in ("premix", "postmix"):
@@ -94,14 +113,16 @@ def train(
     if not lsro:  # without LSRO the unlabeled examples carry no target: leave them out
         keep = labels != UNLABELED
         cands, labels = [c for c, k in zip(cands, keep) if k], labels[keep]
-    feats = candidate_features(cands, arch=arch, config=cfg, progress=progress)
-    groups = np.array([c.vocal_clip_id for c in cands])
+    offsets = [float(o) for o in crop_offsets_s]
+    feats = candidate_features(cands, arch=arch, config=cfg, progress=progress, offsets_s=offsets)
+    labels = np.repeat(labels, len(offsets))
+    groups = np.repeat(np.array([c.vocal_clip_id for c in cands]), len(offsets))
     out = Path(out_dir) if out_dir else system_dir(name)
     result = train_model(
         arch=arch, features=feats, labels=labels, groups=groups, epochs=epochs, seed=seed, lsro=lsro,
         out_dir=out, width=width, batch_size=batch_size, feature_config=cfg, progress=progress,
         arguments={"db": db.name, "arch": arch, "lsro": lsro, "epochs": epochs, "seed": seed, "width": width,
-                   "name": name, "n_candidates": len(cands)},
+                   "name": name, "n_candidates": len(cands), "crop_offsets_s": offsets},
     )
     metrics = {"history": result.history, "final": result.history[-1] if result.history else {}}
     return _register(name, arch=arch, lsro=lsro, checkpoint=result.checkpoint_path,

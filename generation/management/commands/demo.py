@@ -34,7 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--seconds", type=float, default=30.0, help="Song length in seconds (default 30).")
         parser.add_argument("--seed", type=int, default=2021, help="Random seed of the song generator.")
         parser.add_argument("--host", default=os.environ.get("MASHLAB_DEMO_URL", "http://127.0.0.1:8000"))
-        parser.add_argument("--epochs", type=int, default=8, help="Training epochs per demo system.")
+        parser.add_argument("--epochs", type=int, default=6, help="Training epochs per demo system.")
         parser.add_argument("--queries", type=int, default=4, help="Retrieval queries of the demo study.")
         parser.add_argument("--stage", choices=["mashupdb", "candidates", "scores", "studies"], default="studies",
                             help="Stop after this stage (default: build everything).")
@@ -92,12 +92,14 @@ class Command(BaseCommand):
         if kw.get("vocal_id"):
             qs = qs.filter(vocal_clip_id=kw["vocal_id"])
         missing = target - qs.count()
-        if missing <= 0:
-            return
-        try:
-            generate(db_name=db, condition=condition, count=missing, seed=seed, **kw)
-        except GenerationError as exc:
-            self._say(f"{condition}: {exc}")
+        while missing > 0:  # take what exists when fewer than asked qualify
+            try:
+                generate(db_name=db, condition=condition, count=missing, seed=seed, **kw)
+                return
+            except GenerationError as exc:
+                if missing == 1:
+                    self._say(f"{condition}: {exc}")
+                missing //= 2
 
     def _candidates(self, db: str, db_b: str, *, seed: int, queries: int) -> None:
         """Positives, negatives and unlabeled in equal thirds, retrieval candidates, all rendered."""

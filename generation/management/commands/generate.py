@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from generation.candidates import GenerationError, generate, render_candidates
-from generation.conditions import Condition
+from generation.conditions import Condition, ConditionError
 
 
 class Command(BaseCommand):
@@ -30,5 +30,5 @@ class Command(BaseCommand):
             if o["render"]:
                 n = render_candidates(report.created, progress=not o["no_progress"])
                 self.stdout.write(f"{n} candidates rendered")
-        except GenerationError as exc:
+        except (GenerationError, ConditionError) as exc:
             raise CommandError(str(exc)) from None

@@ -24,6 +24,8 @@ class Command(BaseCommand):
         parser.add_argument("--crop-seconds", type=float, default=None, help="Input length in seconds.")
         parser.add_argument("--paper-input", action="store_true", help="The paper's 30 s, 22.05 kHz input.")
         parser.add_argument("--batch-size", type=int, default=16)
+        parser.add_argument("--crop-offsets", default="0", help="Comma-separated start times (s) of the training "
+                            "crops per candidate (more examples from a small DB); scoring uses 0.")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **o):
@@ -31,9 +33,13 @@ class Command(BaseCommand):
         if o["crop_seconds"]:
             cfg = FeatureConfig(**{**cfg.to_dict(), "crop_s": o["crop_seconds"]})
         try:
+            offsets = [float(x) for x in o["crop_offsets"].split(",") if x.strip()]
+        except ValueError:
+            raise CommandError("--crop-offsets takes comma-separated seconds, e.g. 0,5,10") from None
+        try:
             system = train(db_name=o["db"], arch=o["arch"], lsro=o["lsro"], epochs=o["epochs"], seed=o["seed"],
                            out_dir=o["out"], name=o["name"], width=o["width"], config=cfg,
-                           batch_size=o["batch_size"], progress=not o["no_progress"])
+                           batch_size=o["batch_size"], progress=not o["no_progress"], crop_offsets_s=offsets)
         except ScoringError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"system {system.name} registered: {system.checkpoint_file}")

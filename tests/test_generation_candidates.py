@@ -1,0 +1,193 @@
+"""`generate` / `candidates` / `render` on generated 30 s songs with known key and tempo (issue 3 §5).
+
+The 8 songs (seed 22) are imported as stems and analysed with madmom once per
+module. Matched candidates are checked from their record and by measurement
+on the rendered 44.1 kHz stems:
+
+* tempo: madmom's tempo of harmonic + percussion (the accompaniment) lies
+  within 3 % of the seed clip's tempo; no octave tolerance is needed or given;
+* key: madmom's key of the shifted harmonic stem equals the seed's key *up to
+  relative major/minor* (same relative major, i.e. the same pitch-class set).
+  Why that tolerance: the candidate rules themselves compare relative majors
+  (`generation.keys.key_shift_semitones`), so a D# minor harmonic stem under an
+  F# major vocal is correctly left unshifted, and it stays D# minor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import override_settings
+
+from generation.analysis import analyse
+from generation.conditions import MAX_KEY_DISTANCE, MAX_OFFSET_S, TEMPO_RATIO_RANGE
+from generation.keys import Key, key_shift_semitones
+from generation.models import Candidate, Clip, MashupDB
+from generation.songs import demo_song_specs, render_songs
+from tests.fixtures_songs import test_cache_root
+
+SONGS, SONG_SEED, SONG_SECONDS = 8, 22, 30.0
+DB = "gc-songs"
+EXPORT_FIELDS = {"id", "condition", "vocal_clip", "harmonic_clip", "percussion_clip", "harmonic_shift_semitones",
+                 "harmonic_ratio", "percussion_ratio", "offsets_s", "duration_s", "seed", "mix_path", "stem_paths"}
+
+
+def _songs_folder(tmp: Path, count: int) -> Path:
+    cache = test_cache_root() / f"songs-seed{SONG_SEED}-n{SONGS}-{SONG_SECONDS:g}s"
+    songs = render_songs(demo_song_specs(count=SONGS, seed=SONG_SEED, seconds=SONG_SECONDS), cache, progress=False)
+    folder = tmp / f"in-{count}"
+    for song in songs[:count]:
+        d = folder / Path(song.stem_paths["vocals"]).parent.name
+        d.mkdir(parents=True, exist_ok=True)
+        for raw, path in song.stem_paths.items():
+            (d / f"{raw}.wav").symlink_to(path)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("generation-candidates")
+    media = tmp / "media"
+    media.mkdir()
+    with django_db_blocker.unblock(), override_settings(MEDIA_ROOT=media):
+        call_command("ingest", str(_songs_folder(tmp, SONGS)), "--db", DB, "--separator", "stems", "--no-progress",
+                     stdout=io.StringIO(), stderr=io.StringIO())
+        call_command("ingest", str(_songs_folder(tmp, 1)), "--db", "gc-lonely", "--separator", "stems",
+                     "--no-progress", stdout=io.StringIO(), stderr=io.StringIO())
+        yield {"media": media}
+        MashupDB.objects.filter(name__startswith="gc-").delete()
+
+
+@pytest.fixture(autouse=True)
+def _module_media(world, settings, _private_media_root):
+    settings.MEDIA_ROOT = world["media"]
+
+
+def gen(*args: str) -> str:
+    out = io.StringIO()
+    call_command("generate", "--db", DB, *args, "--no-progress", stdout=out)
+    return out.getvalue()
+
+
+def export(*args: str) -> list[dict]:
+    out = io.StringIO()
+    call_command("candidates", "--db", DB, *args, "--json", stdout=out)
+    return json.loads(out.getvalue())
+
+
+def _clip(clip_id: int) -> Clip:
+    return Clip.objects.get(id=clip_id)
+
+
+@pytest.mark.django_db
+def test_matched_candidates_obey_the_rules_by_record_and_by_measurement():
+    assert "3 matched candidates created" in gen("--condition", "matched", "--count", "3", "--seed", "4",
+                                                 "--render")
+    records = export("--condition", "matched")
+    assert len(records) == 3
+    for r in records:
+        seed, harm, perc = _clip(r["vocal_clip"]), _clip(r["harmonic_clip"]), _clip(r["percussion_clip"])
+        seed_key, harm_key = Key.parse(seed.key_label), Key.parse(harm.key_label)
+        assert abs(r["harmonic_shift_semitones"]) <= MAX_KEY_DISTANCE
+        assert r["harmonic_shift_semitones"] == key_shift_semitones(harm_key, seed_key)
+        for stem, ratio in ((harm, r["harmonic_ratio"]), (perc, r["percussion_ratio"])):
+            assert TEMPO_RATIO_RANGE[0] <= ratio <= TEMPO_RATIO_RANGE[1]
+            assert ratio == pytest.approx(seed.tempo_bpm / stem.tempo_bpm)
+        assert r["offsets_s"] == {"harmonic": 0.0, "percussion": 0.0}
+        assert 25.0 <= r["duration_s"] <= 60.0
+
+        stems = {role: sf.read(path, always_2d=True) for role, path in r["stem_paths"].items()}
+        sr = stems["harmonic"][1]
+        accompaniment = (stems["harmonic"][0] + stems["percussion"][0]).T.astype(np.float32)
+        measured = analyse(accompaniment, sr=sr)
+        shifted_key = analyse(stems["harmonic"][0].T.astype(np.float32), sr=sr).key
+        print(f"\ncandidate {r['id']}: seed {seed.key_label} {seed.tempo_bpm:.1f} BPM; harmonic {harm.key_label} "
+              f"shifted {r['harmonic_shift_semitones']:+d} → measured {shifted_key.label}; accompaniment "
+              f"{measured.tempo_bpm:.1f} BPM (stems {harm.tempo_bpm:.1f}/{perc.tempo_bpm:.1f})")
+        assert measured.tempo_bpm == pytest.approx(seed.tempo_bpm, rel=0.03)
+        assert shifted_key.relative_major == seed_key.relative_major
+
+
+@pytest.mark.django_db
+def test_original_and_unmatched_records_follow_their_rules():
+    gen("--condition", "original", "--count", str(SONGS), "--seed", "1")
+    gen("--condition", "unmatched_tempo", "--count", "6", "--seed", "2")
+    gen("--condition", "unmatched_key", "--count", "6", "--seed", "3")
+    originals = export("--condition", "original")
+    assert len(originals) == SONGS
+    for r in originals:
+        assert r["vocal_clip"] == r["harmonic_clip"] == r["percussion_clip"]
+        assert (r["harmonic_shift_semitones"], r["harmonic_ratio"], r["percussion_ratio"]) == (0, 1.0, 1.0)
+        assert r["offsets_s"] == {"harmonic": 0.0, "percussion": 0.0}
+    tempo = export("--condition", "unmatched_tempo")
+    assert len(tempo) == 6
+    for r in tempo:
+        assert (r["harmonic_ratio"], r["percussion_ratio"]) == (1.0, 1.0)
+        assert all(abs(v) <= MAX_OFFSET_S for v in r["offsets_s"].values())
+        assert sum(v != 0.0 for v in r["offsets_s"].values()) == 1  # one stem's downbeat is offset
+    key = export("--condition", "unmatched_key")
+    assert len(key) == 6
+    for r in key:
+        assert r["harmonic_shift_semitones"] == 0
+        seed, harm = Key.parse(_clip(r["vocal_clip"]).key_label), Key.parse(_clip(r["harmonic_clip"]).key_label)
+        assert key_shift_semitones(harm, seed) != 0  # really off-key
+        assert TEMPO_RATIO_RANGE[0] <= r["harmonic_ratio"] <= TEMPO_RATIO_RANGE[1]
+
+
+@pytest.mark.django_db
+def test_same_seed_same_candidates_and_identical_render_bytes():
+    def fields(records):
+        return [{k: v for k, v in r.items() if k not in ("id", "mix_path", "stem_paths")} for r in records]
+
+    gen("--condition", "unmatched_both", "--count", "2", "--seed", "9", "--render")
+    first = export("--condition", "unmatched_both")
+    digests = {r["id"]: hashlib.sha256(Path(r["mix_path"]).read_bytes()).hexdigest() for r in first}
+    Candidate.objects.filter(db__name=DB).delete()  # a fresh start for the same DB
+    call_command("render", "--clear-cache", stdout=io.StringIO())
+    gen("--condition", "unmatched_both", "--count", "2", "--seed", "9", "--render")
+    second = export("--condition", "unmatched_both")
+    assert fields(second) == fields(first)
+    assert [r["mix_path"] for r in second] == [r["mix_path"] for r in first]  # the folder is named by the record
+    assert [hashlib.sha256(Path(r["mix_path"]).read_bytes()).hexdigest() for r in second] == list(digests.values())
+    for a, b in zip(first, second):
+        assert a["stem_paths"] == b["stem_paths"]
+
+
+@pytest.mark.django_db
+def test_nothing_qualifies_is_a_clear_error_not_an_endless_loop():
+    t0 = time.perf_counter()
+    with pytest.raises(CommandError, match="no matched candidate exists"):
+        call_command("generate", "--db", "gc-lonely", "--condition", "matched", "--count", "5", "--seed", "0",
+                     "--no-progress", stdout=io.StringIO())
+    with pytest.raises(CommandError, match=f"only {SONGS} distinct original candidates"):
+        gen("--condition", "original", "--count", "1000", "--seed", "0")
+    assert time.perf_counter() - t0 < 10
+    assert not Candidate.objects.filter(db__name__in=[DB, "gc-lonely"]).exists()
+
+
+@pytest.mark.django_db
+def test_candidates_json_is_the_stable_export_with_paths_null_until_rendered():
+    gen("--condition", "original", "--count", "2", "--seed", "6")
+    records = export()
+    assert len(records) == 2
+    for r in records:
+        assert set(r) == EXPORT_FIELDS
+        assert set(r["offsets_s"]) == {"harmonic", "percussion"}
+        assert r["mix_path"] is None and r["stem_paths"] == {"vocal": None, "harmonic": None, "percussion": None}
+        assert isinstance(r["seed"], int) and r["condition"] == "original"
+    call_command("render", "--db", DB, "--candidates", str(records[0]["id"]), "--no-progress",
+                 stdout=io.StringIO())
+    after = {r["id"]: r for r in export()}
+    rendered, plain = after[records[0]["id"]], after[records[1]["id"]]
+    assert Path(rendered["mix_path"]).is_file()
+    assert all(Path(p).is_file() for p in rendered["stem_paths"].values())
+    assert plain["mix_path"] is None
