@@ -361,10 +361,10 @@ def test_the_analyse_command_writes_the_files_and_prints_a_summary(ratings_csv, 
     assert "too few stimuli" in err.getvalue()
 
 
-def test_the_analyse_command_turns_bad_input_into_a_command_error(tmp_path):
+def test_the_analyse_command_turns_bad_input_into_a_command_error(tmp_path, db):
     rows = study_rows()
     rows[0]["score"] = 9
     with pytest.raises(CommandError, match="row 2, column 'score': 9 is outside"):
         call_command("analyse", "--ratings", str(write_rows(tmp_path, rows)), "--out", str(tmp_path / "o"))
-    with pytest.raises(CommandError, match="not available until the listening app exists"):
+    with pytest.raises(CommandError, match="no study with id 1"):
         call_command("analyse", "--study", "1", "--out", str(tmp_path / "o"))
