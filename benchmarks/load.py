@@ -26,13 +26,11 @@ Last line: ``lost=… duplicated=… over_assigned=… submissions_per_s=… p50
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,14 +42,11 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from config.pgtemp import TempPostgres, free_port  # noqa: E402
 PY = sys.executable
 ASPECTS = ("overall", "harmony", "rhythm", "timbre", "innovation")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --------------------------------------------------------------------------- inside Django (subprocess modes)
@@ -136,43 +131,6 @@ def internal_verify(args) -> None:
 # --------------------------------------------------------------------------- databases
 
 
-class Postgres:
-    """A throw-away PostgreSQL cluster in a temp dir, on a free loopback port."""
-
-    def __init__(self, root: Path):
-        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-        if not bins:
-            raise SystemExit("PostgreSQL binaries not found under /usr/lib/postgresql/*/bin (apt install postgresql)")
-        self.bin = Path(bins[-1]).parent
-        self.data = root / "pgdata"
-        self.sock = root / "pgsock"
-        self.port = free_port()
-        self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-
-    def _run(self, *cmd: str) -> None:
-        subprocess.run([*self.prefix, *cmd], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def start(self) -> str:
-        self.data.mkdir()
-        self.sock.mkdir()
-        if self.prefix:
-            shutil.chown(self.data, "postgres")
-            shutil.chown(self.sock, "postgres")
-            os.chmod(self.data.parent, 0o755)
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        opts = (f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c max_connections=400 "
-                "-c shared_buffers=128MB")
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", opts, "-w", "-l",
-                  str(self.data / "log.txt"), "start")
-        self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "mashlab")
-        return f"postgres://postgres@127.0.0.1:{self.port}/mashlab"
-
-    def stop(self) -> None:
-        if self.data.exists():
-            subprocess.run([*self.prefix, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-
-
 # --------------------------------------------------------------------------- simulated participants
 
 
@@ -238,6 +196,27 @@ def participant(i: int, base: str, public_token: str, stats: Stats, *, replay_sh
             stats.errors.append(f"participant {i}: {exc}")
 
 
+def start_gunicorn(env: dict, *, workers: int, threads: int, log_level: str, stdout=None):
+    """gunicorn on a free loopback port, answering; returns (process, base URL)."""
+    import requests
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(Path(PY).parent / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),
+         "--threads", str(threads), "-k", "gthread", "--backlog", "2048", "--timeout", "60",
+         "--log-level", log_level], env=env, cwd=REPO, start_new_session=True, stdout=stdout,
+        stderr=subprocess.STDOUT if stdout is not None else None)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            requests.get(base + "/admin/login/", timeout=30)
+            return proc, base
+        except requests.RequestException:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("gunicorn did not answer within a minute")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--participants", type=int, default=100, help="Simulated participants (1..5000).")
@@ -261,14 +240,14 @@ def main() -> None:
     concurrency = min(args.concurrency or args.participants, args.participants, 1000)
 
     root = Path(tempfile.mkdtemp(prefix="mashlab-load-"))
-    pg = Postgres(root) if args.db == "postgres" else None
+    pg = TempPostgres(max_connections=400) if args.db == "postgres" else None
     gunicorn = None
     try:
         env = {**os.environ, "MEDIA_ROOT": str(root / "media"), "MASHLAB_DATA_DIR": str(root),
                "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "DJANGO_DEBUG": "0", "DATABASE_CONN_MAX_AGE": "60",
                "DJANGO_SETTINGS_MODULE": "config.settings", "MASHLAB_LOG_LEVEL": "ERROR"}
         (root / "static").mkdir()
-        env["DATABASE_URL"] = pg.start() if pg else f"sqlite:///{root / 'bench.sqlite3'}"
+        env["DATABASE_URL"] = pg.start().url if pg else f"sqlite:///{root / 'bench.sqlite3'}"
         t0 = time.perf_counter()
         subprocess.run([PY, str(REPO / "manage.py"), "migrate", "-v", "0"], env=env, check=True, cwd=REPO)
         out = subprocess.run([PY, __file__, "--internal", "setup", "--participants", str(args.participants),
@@ -277,22 +256,7 @@ def main() -> None:
                              env=env, check=True, cwd=REPO, capture_output=True, text=True)
         info = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"[load] {args.db}: migrated and designed {info['pages']} pages in {time.perf_counter() - t0:.1f} s")
-        port = free_port()
-        gunicorn = subprocess.Popen(
-            [str(Path(PY).parent / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(args.workers),
-             "--threads", str(args.threads), "-k", "gthread", "--backlog", "2048", "--timeout", "60",
-             "--log-level", "warning"], env=env, cwd=REPO, start_new_session=True)
-        base = f"http://127.0.0.1:{port}"
-        import requests
-
-        for _ in range(300):
-            try:
-                requests.get(base + "/admin/login/", timeout=30)
-                break
-            except requests.RequestException:
-                time.sleep(0.2)
-        else:
-            raise SystemExit("gunicorn did not answer within a minute")
+        gunicorn, base = start_gunicorn(env, workers=args.workers, threads=args.threads, log_level="warning")
         stats = Stats()
         deadline = time.monotonic() + args.time_limit
         start = time.perf_counter()

@@ -54,7 +54,7 @@ sys.path.insert(0, str(REPO))
 
 import load  # benchmarks/load.py: the synthetic study, the verifier, Stats
 
-from config.pgtemp import TempPostgres, free_port
+from config.pgtemp import TempPostgres
 
 PY = sys.executable
 ASPECTS = load.ASPECTS
@@ -218,12 +218,6 @@ def worker_pids(master: int) -> list[int]:
     return pids
 
 
-def restart_postgres(pg: TempPostgres) -> None:
-    """`pg_ctl restart` with a log file: TempPostgres.restart() gives the new server no -l, so the server
-    inherits the captured stdout pipe and subprocess.run waits for it until the server stops."""
-    pg._run(pg.bindir / "pg_ctl", "-D", pg.datadir, "-l", pg.root / "log", "-w", "-m", "fast", "restart")
-
-
 def chaos(master: int, pg: TempPostgres | None, stats: SoakStats, *, kills: int, every_s: float,
           stop: threading.Event, seed: int) -> None:
     """SIGKILL a random gunicorn worker `kills` times, every ~every_s s; restart PostgreSQL once, midway."""
@@ -242,12 +236,12 @@ def chaos(master: int, pg: TempPostgres | None, stats: SoakStats, *, kills: int,
                 pass
         if not restarted and n >= kills // 2 - 1:
             t0 = time.perf_counter()
-            restart_postgres(pg)
+            pg.restart()
             stats.count("pg_restarts")
             stats.count("pg_restart_ms", int((time.perf_counter() - t0) * 1000))
             restarted = True
     if not restarted and not stop.wait(every_s):
-        restart_postgres(pg)
+        pg.restart()
         stats.count("pg_restarts")
 
 
@@ -293,24 +287,10 @@ def main() -> None:
                        env=env, check=True, cwd=REPO)
         print(f"[soak] {args.db}: {info['pages']} pages x k={info['k']} for {args.participants} participants, "
               f"reservation {args.reservation_s} s, set up in {time.perf_counter() - t0:.1f} s")
-        port = free_port()
         server_log = open(root / "gunicorn.log", "w")  # noqa: SIM115 - closed with the run
-        gunicorn = subprocess.Popen(
-            [str(Path(PY).parent / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(args.workers),
-             "--threads", str(args.threads), "-k", "gthread", "--backlog", "2048", "--timeout", "60",
-             "--log-level", "critical"], env=env, cwd=REPO, start_new_session=True,
-            stdout=server_log, stderr=subprocess.STDOUT)  # Django logs every 4xx there: keep it out of the report
-        base = f"http://127.0.0.1:{port}"
-        import requests
-
-        for _ in range(300):
-            try:
-                requests.get(base + "/admin/login/", timeout=30)
-                break
-            except requests.RequestException:
-                time.sleep(0.2)
-        else:
-            raise SystemExit("gunicorn did not answer within a minute")
+        # Django logs every 4xx to the server log: keep it out of the report
+        gunicorn, base = load.start_gunicorn(env, workers=args.workers, threads=args.threads, log_level="critical",
+                                             stdout=server_log)
 
         stats = SoakStats()
         deadline = time.monotonic() + args.time_limit
