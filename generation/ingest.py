@@ -281,25 +281,20 @@ def analyse_clips(clips: list[PreparedClip], *, jobs: int = 1, progress: bool = 
             w = clip.plan.beat_window
             clip.tempo_bpm, clip.beats, clip.downbeats = w.tempo_bpm, w.beats, w.downbeats
             clip.beats_per_bar, clip.analysis_source = w.beats_per_bar, "annotated"
-    paths = [str(c.folder / c.audio_name) for c in todo]
     bar = tqdm(total=len(todo), desc="analyse", unit="clip", disable=not progress)
     pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 and len(todo) > 1 else None
     try:
-        results = pool.map(_analyse_path, paths) if pool else map(_analyse_path, paths)
-        iterator = iter(results)
-        for clip in todo:
+        futures = [pool.submit(_analyse_path, str(c.folder / c.audio_name)) for c in todo] if pool else None
+        for n, clip in enumerate(todo):
             try:
-                found = next(iterator)
-            except StopIteration:
-                break
+                found = futures[n].result() if futures else _analyse_path(str(clip.folder / clip.audio_name))
             except Exception as exc:  # one clip's failure must not sink the batch
                 failures[clip.plan.uid] = Failure(clip.plan.source, f"{clip.plan.source}: analysis failed: {exc}")
-                bar.update(1)
-                continue
-            clip.key_label = found["key_label"]
-            if clip.analysis_source != "annotated":
-                clip.tempo_bpm, clip.beats = found["tempo_bpm"], found["beats"]
-                clip.downbeats, clip.beats_per_bar = found["downbeats"], found["beats_per_bar"]
+            else:
+                clip.key_label = found["key_label"]
+                if clip.analysis_source != "annotated":
+                    clip.tempo_bpm, clip.beats = found["tempo_bpm"], found["beats"]
+                    clip.downbeats, clip.beats_per_bar = found["downbeats"], found["beats_per_bar"]
             bar.update(1)
     finally:
         bar.close()
