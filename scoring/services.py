@@ -217,9 +217,9 @@ def score(system: System, candidates: Iterable[Candidate], *, batch: int = 16, p
     if not rescore:
         done = set(Score.objects.filter(system=system, candidate__in=cands).values_list("candidate_id", flat=True))
         cands = [c for c in cands if c.id not in done]
+    run = scorer(system)  # a broken system (checkpoint missing or of the other arch) fails even with nothing to do
     if not cands:
         return 0
-    run = scorer(system)
     stored = 0
     bar = tqdm(total=len(cands), desc=f"score {system.name}", unit="cand", disable=not progress)
     for i in range(0, len(cands), batch):

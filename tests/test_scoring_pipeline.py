@@ -6,15 +6,22 @@ songs (seed 22), both imported as stems and analysed with madmom, with
 original and unmatched candidates drawn on the training DB.
 
 LEARNED MODEL BAR — READ THIS. Issue 4 §7 asks for ≥ 90 % accuracy on
-held-out songs. Measured on 2 shared CPU cores (see the report of task H):
-PostMixNet at width 0.25, 5 s crops at 3 offsets per candidate, 8 epochs,
-reached 82 % (crop-averaged) / 76 % (first crop) held-out accuracy in
-~9 minutes of training, three times the CI budget; a configuration reaching
-90 % within ~3 minutes was not found in the time available. The test below
-therefore trains the cheaper configuration within budget and requires
-ACCURACY_BAR (well above the 47 % of always answering "original" and the
-53 % of always answering "unmatched" on this test set), and prints the
-accuracy it reaches. Raise the bar to 0.90 once a configuration is found.
+held-out songs; NO configuration tried reached it, so the test requires only
+ACCURACY_BAR = 75 %. Held-out test set: per held-out vocal seed one original
+and one unmatched candidate (16 labeled; always-one-class scores 50 %).
+Measured (task H), all PostMixNet, LSRO off, lr 1e-4, 16 training songs:
+* width 0.125, 3 s crops at 8 offsets, 8 epochs (THIS TEST): 81.2 %, 22 s of
+  training on 2 idle CPU cores;
+* width 0.25, same crops, 12 epochs: 75.0 % (over-fits: train loss 0.07);
+* a sweep on 17 held-out candidates (first crop), 12 epochs: width 0.25 / 3 s
+  crops 82 %, width 0.125 / 3 s 76 %, width 0.125 / 2 s 71-76 %, width 0.5 /
+  2 s 65 %, lr 1e-3 59-76 %; width 0.25 / 5 s / 8 epochs 76 % (82 % averaged
+  over crops).
+Validation accuracy inside training stays at 50-75 %: with one original per
+song, 16 songs give 16 positives, too few for the network to learn key and
+tempo agreement reliably. Reaching 90 % likely needs more training songs
+(ingest and stretching cost ~3 s per song here) or PreMixNet, which was not
+measured for lack of time. Raise the bar when a configuration reaches 90 %.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ pytestmark = pytest.mark.slow
 TRAIN_SONGS, TRAIN_SEED = 16, 11
 HELD_SONGS, HELD_SEED = 8, 22
 SONG_SECONDS = 30.0
-ACCURACY_BAR = 0.70  # see the module docstring: the issue's 90 % was not reached within the CI budget
+ACCURACY_BAR = 0.75  # NOT the issue's 90 %: see the module docstring (measured 0.81 here)
 SMALL = dict(arch="postmix", width=0.125, crop_s=3.0)  # the small, fast model of the learned test
 
 
@@ -71,8 +78,10 @@ def world(django_db_setup, django_db_blocker, tmp_path_factory):
         for name, count, seed in (("sp-train", TRAIN_SONGS, TRAIN_SEED), ("sp-held", HELD_SONGS, HELD_SEED)):
             call_command("ingest", str(_song_folder(tmp, name, count, seed)), "--db", name, "--separator", "stems",
                          "--no-progress", stdout=io.StringIO(), stderr=io.StringIO())
-        for i, condition in enumerate(("original", "unmatched_key", "unmatched_tempo", "unmatched_both")):
-            call_command("generate", "--db", "sp-train", "--condition", condition, "--count", str(TRAIN_SONGS),
+        for i, (condition, count) in enumerate((("original", TRAIN_SONGS), ("unmatched_key", 6),
+                                                ("unmatched_tempo", 6), ("unmatched_both", 6))):
+            # 16 positives against 18 negatives (the three kinds in equal share): balanced classes
+            call_command("generate", "--db", "sp-train", "--condition", condition, "--count", str(count),
                          "--seed", str(i), "--no-progress", stdout=io.StringIO())
         print(f"\nworld: songs ingested and candidates drawn in {time.perf_counter() - t0:.1f} s")
         yield {"media": media, "tmp": tmp}
@@ -90,7 +99,7 @@ def test_small_model_tells_originals_from_unmatched_on_held_out_songs(world):
     cfg = FeatureConfig(crop_s=SMALL["crop_s"])
     offsets = [float(x) for x in np.arange(0.0, 25.0 - cfg.crop_s + 1e-9, cfg.crop_s)]  # 8 crops of 3 s
     t0 = time.perf_counter()
-    system = train(db_name="sp-train", arch=SMALL["arch"], lsro=False, epochs=4, seed=0, name="sp-small",
+    system = train(db_name="sp-train", arch=SMALL["arch"], lsro=False, epochs=8, seed=0, name="sp-small",
                    width=SMALL["width"], config=cfg, batch_size=16, progress=False, crop_offsets_s=offsets)
     train_s = time.perf_counter() - t0
     rows = evaluate("sp-held", ["sp-small"], per_seed=1, seed=0, progress=False)
@@ -159,6 +168,8 @@ def test_train_score_evaluate_commands(world, tiny, tmp_path):
 
 @pytest.mark.django_db
 def test_bad_input_is_a_clear_error_and_stores_nothing(world, tiny, tmp_path):
+    call_command("generate", "--db", "sp-held", "--condition", "original", "--count", "2", "--seed", "5",
+                 "--no-progress", stdout=io.StringIO())
     before = Score.objects.count()
     with pytest.raises(CommandError, match="not found|does not exist"):
         call_command("score", "--system", "sp-ghost", "--checkpoint", str(tmp_path / "none.pt"),
@@ -175,9 +186,8 @@ def test_bad_input_is_a_clear_error_and_stores_nothing(world, tiny, tmp_path):
         call_command("score", "--system", system_gone.name, "--db", "sp-held", "--no-progress",
                      stdout=io.StringIO())
 
-    report = io.StringIO()
     call_command("generate", "--db", "sp-held", "--condition", "unmatched_key", "--count", "1", "--seed", "77",
-                 "--no-progress", stdout=report)
+                 "--no-progress", stdout=io.StringIO())
     cand = Candidate.objects.filter(db__name="sp-held").order_by("-id").first()
     stem = Stem.objects.get(clip_id=cand.harmonic_clip_id, kind="role", name="harmonic")
     hidden = stem.file.with_suffix(".hidden")
