@@ -126,7 +126,8 @@ def train(
     )
     metrics = {"history": result.history, "final": result.history[-1] if result.history else {}}
     return _register(name, arch=arch, lsro=lsro, checkpoint=result.checkpoint_path,
-                     config={"feature_config": cfg.to_dict(), "width": width, "trained_on": db.name},
+                     config={"feature_config": cfg.to_dict(), "width": width, "trained_on": db.name,
+                             "crop_offsets_s": offsets},
                      metrics=metrics)
 
 
@@ -186,9 +187,12 @@ def scorer(system: System) -> Callable[[Sequence[Candidate]], np.ndarray]:
         raise ScoringError(f"system {system.name}: checkpoint {path} is missing")
     model, state = load_checkpoint(path, arch=system.arch)
     cfg = FeatureConfig.from_dict(state.get("feature_config") or system.config.get("feature_config") or {})
+    # A system trained on several crops per candidate scores the mean posterior over the same crops.
+    offsets = [float(o) for o in (system.config or {}).get("crop_offsets_s") or [0.0]]
 
     def run(cands: Sequence[Candidate]) -> np.ndarray:
-        return predict(model, candidate_features(cands, arch=system.arch, config=cfg, progress=False))
+        feats = candidate_features(cands, arch=system.arch, config=cfg, progress=False, offsets_s=offsets)
+        return predict(model, feats).reshape(len(cands), len(offsets)).mean(axis=1)
 
     return run
 

@@ -7,21 +7,21 @@ original and unmatched candidates drawn on the training DB.
 
 LEARNED MODEL BAR — READ THIS. Issue 4 §7 asks for ≥ 90 % accuracy on
 held-out songs; NO configuration tried reached it, so the test requires only
-ACCURACY_BAR = 75 %. Held-out test set: per held-out vocal seed one original
+ACCURACY_BAR = 80 %. Held-out test set: per held-out vocal seed one original
 and one unmatched candidate (16 labeled; always-one-class scores 50 %).
-Measured (task H), all PostMixNet, LSRO off, lr 1e-4, 16 training songs:
-* width 0.125, 3 s crops at 8 offsets, 8 epochs (THIS TEST): 81.2 %, 22 s of
-  training on 2 idle CPU cores;
-* width 0.25, same crops, 12 epochs: 75.0 % (over-fits: train loss 0.07);
-* a sweep on 17 held-out candidates (first crop), 12 epochs: width 0.25 / 3 s
-  crops 82 %, width 0.125 / 3 s 76 %, width 0.125 / 2 s 71-76 %, width 0.5 /
-  2 s 65 %, lr 1e-3 59-76 %; width 0.25 / 5 s / 8 epochs 76 % (82 % averaged
-  over crops).
-Validation accuracy inside training stays at 50-75 %: with one original per
-song, 16 songs give 16 positives, too few for the network to learn key and
-tempo agreement reliably. Reaching 90 % likely needs more training songs
-(ingest and stretching cost ~3 s per song here) or PreMixNet, which was not
-measured for lack of time. Raise the bar when a configuration reaches 90 %.
+A system trained on several crops per candidate scores the mean posterior
+over the same crops (scoring.services.scorer). Measured, LSRO off, lr 1e-4,
+16 training songs, 3 s crops at 8 offsets, 8 epochs unless said:
+* PostMixNet width 0.125 (THIS TEST): 87.5 % (14/16) with crop averaging,
+  81.2 % scoring the first crop only; ~24 s of training on 2 CPU cores;
+* PostMixNet width 0.125, 12 epochs: 87.5 %;
+* PostMixNet width 0.25: 75.0 % (over-fits: train loss 0.2, val 0.5);
+* PreMixNet width 0.125: 50 % (does not learn in this budget);
+* earlier sweeps scoring the first crop only: 59-82 %.
+With one original per song, 16 songs give 16 positives, too few for the
+network to learn key and tempo agreement reliably; reaching 90 % likely
+needs more training songs (ingest and stretching cost ~3 s per song here).
+Raise the bar when a configuration reaches 90 %.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ pytestmark = pytest.mark.slow
 TRAIN_SONGS, TRAIN_SEED = 16, 11
 HELD_SONGS, HELD_SEED = 8, 22
 SONG_SECONDS = 30.0
-ACCURACY_BAR = 0.75  # NOT the issue's 90 %: see the module docstring (measured 0.81 here)
+ACCURACY_BAR = 0.80  # NOT the issue's 90 %: see the module docstring (measured 0.875 here)
 SMALL = dict(arch="postmix", width=0.125, crop_s=3.0)  # the small, fast model of the learned test
 
 
