@@ -36,6 +36,19 @@ def test_cache_root() -> Path:
 test_cache_root.__test__ = False  # a helper, not a test
 
 
+def stems_folder(folder: Path, *, count: int, seed: int, seconds: float, take: int | None = None) -> Path:
+    """Render (or reuse from the cache) `count` songs and lay the first `take` out in `folder` as song
+    folders of stems (vocals/drums/bass/other.wav symlinks), ready for `ingest --separator stems`."""
+    cache = test_cache_root() / f"songs-seed{seed}-n{count}-{seconds:g}s"
+    songs = render_songs(demo_song_specs(count=count, seed=seed, seconds=seconds), cache, progress=False)
+    for song in songs[:take]:
+        d = folder / Path(song.stem_paths["vocals"]).parent.name
+        d.mkdir(parents=True, exist_ok=True)
+        for raw, path in song.stem_paths.items():
+            (d / f"{raw}.wav").symlink_to(path)
+    return folder
+
+
 def _set_dir() -> Path:
     return test_cache_root() / f"songs-seed{SONG_SET_SEED}-n{SONG_SET_COUNT}-{SONG_SET_SECONDS:g}s"
 

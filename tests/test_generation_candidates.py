@@ -36,8 +36,7 @@ from generation.analysis import analyse
 from generation.conditions import MAX_KEY_DISTANCE, MAX_OFFSET_S, TEMPO_RATIO_RANGE
 from generation.keys import Key, key_shift_semitones
 from generation.models import Candidate, Clip, MashupDB
-from generation.songs import demo_song_specs, render_songs
-from tests.fixtures_songs import test_cache_root
+from tests.fixtures_songs import stems_folder
 
 SONGS, SONG_SEED, SONG_SECONDS = 8, 22, 30.0
 DB = "gc-songs"
@@ -46,15 +45,7 @@ EXPORT_FIELDS = {"id", "condition", "vocal_clip", "harmonic_clip", "percussion_c
 
 
 def _songs_folder(tmp: Path, count: int) -> Path:
-    cache = test_cache_root() / f"songs-seed{SONG_SEED}-n{SONGS}-{SONG_SECONDS:g}s"
-    songs = render_songs(demo_song_specs(count=SONGS, seed=SONG_SEED, seconds=SONG_SECONDS), cache, progress=False)
-    folder = tmp / f"in-{count}"
-    for song in songs[:count]:
-        d = folder / Path(song.stem_paths["vocals"]).parent.name
-        d.mkdir(parents=True, exist_ok=True)
-        for raw, path in song.stem_paths.items():
-            (d / f"{raw}.wav").symlink_to(path)
-    return folder
+    return stems_folder(tmp / f"in-{count}", count=SONGS, seed=SONG_SEED, seconds=SONG_SECONDS, take=count)
 
 
 @pytest.fixture(scope="module")

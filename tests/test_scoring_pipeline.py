@@ -30,7 +30,6 @@ import io
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,12 +37,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from generation.models import Candidate, Clip, MashupDB, Stem
-from generation.songs import demo_song_specs, render_songs
+from generation.models import Candidate, MashupDB, Stem
 from scoring.features import FeatureConfig
 from scoring.models import Score, System
 from scoring.services import evaluate, train
-from tests.fixtures_songs import test_cache_root
+from tests.fixtures_songs import stems_folder
 
 pytestmark = pytest.mark.slow
 
@@ -52,19 +50,6 @@ HELD_SONGS, HELD_SEED = 8, 22
 SONG_SECONDS = 30.0
 ACCURACY_BAR = 0.80  # NOT the issue's 90 %: see the module docstring (measured 0.875 here)
 SMALL = dict(arch="postmix", width=0.125, crop_s=3.0)  # the small, fast model of the learned test
-
-
-def _song_folder(tmp: Path, name: str, count: int, seed: int) -> Path:
-    """Render (or reuse) `count` 30 s songs and lay them out as song folders of stems for `ingest`."""
-    cache = test_cache_root() / f"songs-seed{seed}-n{count}-{SONG_SECONDS:g}s"
-    songs = render_songs(demo_song_specs(count=count, seed=seed, seconds=SONG_SECONDS), cache, progress=False)
-    folder = tmp / f"in-{name}"
-    for song in songs:
-        d = folder / Path(song.stem_paths["vocals"]).parent.name
-        d.mkdir(parents=True, exist_ok=True)
-        for raw, path in song.stem_paths.items():
-            (d / f"{raw}.wav").symlink_to(path)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +61,8 @@ def world(django_db_setup, django_db_blocker, tmp_path_factory):
     with django_db_blocker.unblock(), override_settings(MEDIA_ROOT=media):
         t0 = time.perf_counter()
         for name, count, seed in (("sp-train", TRAIN_SONGS, TRAIN_SEED), ("sp-held", HELD_SONGS, HELD_SEED)):
-            call_command("ingest", str(_song_folder(tmp, name, count, seed)), "--db", name, "--separator", "stems",
+            folder = stems_folder(tmp / f"in-{name}", count=count, seed=seed, seconds=SONG_SECONDS)
+            call_command("ingest", str(folder), "--db", name, "--separator", "stems",
                          "--no-progress", stdout=io.StringIO(), stderr=io.StringIO())
         for i, (condition, count) in enumerate((("original", TRAIN_SONGS), ("unmatched_key", 6),
                                                 ("unmatched_tempo", 6), ("unmatched_both", 6))):
