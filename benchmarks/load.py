@@ -217,6 +217,15 @@ def start_gunicorn(env: dict, *, workers: int, threads: int, log_level: str, std
     raise SystemExit("gunicorn did not answer within a minute")
 
 
+def stop_gunicorn(proc: subprocess.Popen) -> None:
+    """SIGTERM the gunicorn process group, SIGKILL it if it is not gone within 20 s."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--participants", type=int, default=100, help="Simulated participants (1..5000).")
@@ -281,11 +290,7 @@ def main() -> None:
               f"p99_ms={np.percentile(lat, 99):.1f}")
     finally:
         if gunicorn is not None:
-            os.killpg(gunicorn.pid, signal.SIGTERM)
-            try:
-                gunicorn.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(gunicorn.pid, signal.SIGKILL)
+            stop_gunicorn(gunicorn)
         if pg is not None:
             pg.stop()
         shutil.rmtree(root, ignore_errors=True)

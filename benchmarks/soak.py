@@ -334,11 +334,7 @@ def main() -> None:
     finally:
         stop.set()
         if gunicorn is not None:
-            os.killpg(gunicorn.pid, signal.SIGTERM)
-            try:
-                gunicorn.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(gunicorn.pid, signal.SIGKILL)
+            load.stop_gunicorn(gunicorn)
         if pg is not None:
             pg.stop()
         shutil.rmtree(root, ignore_errors=True)
