@@ -90,6 +90,7 @@ def train(
     batch_size: int = 16,
     progress: bool = True,
     crop_offsets_s: Sequence[float] = (0.0,),
+    balance_classes: bool = True,
 ) -> System:
     """Train one system on the DB's non-test candidates and register it (checkpoint path, config, metrics).
 
@@ -121,6 +122,7 @@ def train(
     result = train_model(
         arch=arch, features=feats, labels=labels, groups=groups, epochs=epochs, seed=seed, lsro=lsro,
         out_dir=out, width=width, batch_size=batch_size, feature_config=cfg, progress=progress,
+        balance_classes=balance_classes,
         arguments={"db": db.name, "arch": arch, "lsro": lsro, "epochs": epochs, "seed": seed, "width": width,
                    "name": name, "n_candidates": len(cands), "crop_offsets_s": offsets},
     )

@@ -39,7 +39,7 @@ import torch
 
 from scoring.errors import ScoringError
 from scoring.features import FeatureConfig
-from scoring.losses import NEGATIVE, POSITIVE, UNLABELED, lsro_cross_entropy
+from scoring.losses import NEGATIVE, POSITIVE, UNLABELED, balanced_class_weights, lsro_cross_entropy
 from scoring.nets import ARCHITECTURES, GOOD, MashabilityNet, build_model
 
 CHECKPOINT_FORMAT = "mashlab-scoring-checkpoint/1"
@@ -221,6 +221,7 @@ def train_model(
     arguments: dict[str, Any] | None = None,
     resume: bool = True,
     progress: bool = True,
+    balance_classes: bool = True,
 ) -> TrainResult:
     """Train ``arch`` for ``epochs`` epochs (total, counting resumed ones); checkpoint every epoch.
 
@@ -229,7 +230,9 @@ def train_model(
     from it (after checking that architecture, seed, LSRO setting and data
     hash agree); otherwise it starts fresh. Validation accuracy (labeled
     examples, threshold 0.5) is printed through the progress bar and stored
-    per epoch in the history.
+    per epoch in the history. ``balance_classes`` weighs the loss so that
+    positives and negatives of the training split count equally (the three
+    unmatched kinds together usually outnumber the originals, one per song).
     """
     from tqdm.auto import tqdm
 
@@ -255,7 +258,8 @@ def train_model(
     ckpt_path, sidecar_path = out / CHECKPOINT_NAME, out / SIDECAR_NAME
     run_args = {
         "arch": arch, "width": width, "lsro": bool(lsro), "epochs": epochs, "seed": seed, "lr": lr,
-        "batch_size": batch_size, "val_fraction": val_fraction, **(arguments or {}),
+        "batch_size": batch_size, "val_fraction": val_fraction, "balance_classes": bool(balance_classes),
+        **(arguments or {}),
     }
     run_args = json.loads(json.dumps(run_args, default=str))  # plain types only: checkpoints load weights_only
 
@@ -279,11 +283,13 @@ def train_model(
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         if state.get("optimizer_state"):
             optimizer.load_state_dict(state["optimizer_state"])
-        torch.set_rng_state(state["rng"]["torch"])
+        # the checkpoint was loaded onto `dev`; the CPU generator takes a CPU byte tensor only
+        torch.set_rng_state(torch.as_tensor(state["rng"]["torch"]).to("cpu", torch.uint8))
         history = list(state.get("history", []))
         start_epoch = int(state["epoch"])
 
     extra = {"seed": seed, "lsro": bool(lsro), "data_hash": dhash, "arguments": run_args}
+    weights = balanced_class_weights(y[train_idx]) if balance_classes else {}
     val_x, val_y = x[val_idx], y[val_idx]
     bar = tqdm(range(start_epoch, epochs), desc=f"train {arch}{'+lsro' if lsro else ''}", disable=not progress,
                unit="epoch")
@@ -297,7 +303,7 @@ def train_model(
             if len(idx) < 2:  # BatchNorm cannot train on a batch of one
                 continue
             logits = model(x[idx].to(dev))
-            loss = lsro_cross_entropy(logits, y[idx].to(dev))
+            loss = lsro_cross_entropy(logits, y[idx], class_weights=weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

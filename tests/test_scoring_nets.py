@@ -11,7 +11,7 @@ import torch
 from scoring.errors import ScoringError
 from scoring.factorised import role_terms, score_pairs
 from scoring.features import FeatureConfig, log_mel, mix_features, stem_features
-from scoring.losses import lsro_cross_entropy, lsro_targets
+from scoring.losses import balanced_class_weights, lsro_cross_entropy, lsro_targets
 from scoring.nets import (
     ROLES,
     PostMixNet,
@@ -118,6 +118,22 @@ def test_lsro_loss_equals_hand_computed_value():
     # by hand: log(1+e^-2) = 0.126928 (twice), 0.5·(1.313262+0.313262) = 0.813262, log(1+e^3) = 3.048587
     assert expected == pytest.approx((2 * 0.126928 + 0.813262 + 3.048587) / 4, abs=1e-6)
 
+
+
+def test_balanced_class_weights_make_both_classes_count_equally():
+    labels = torch.tensor([1, 0, 0, 0, -1])
+    w = balanced_class_weights(labels)
+    assert w == pytest.approx({1: 4 / 2, 0: 4 / 6})  # one positive and three negatives: 2 vs 2/3 each
+    assert w[1] * 1 == pytest.approx(w[0] * 3)  # equal totals
+    assert balanced_class_weights(torch.tensor([1, 1, -1])) == {}  # one labeled class absent: no weighting
+
+    logits = torch.tensor([[0.0, 2.0], [1.0, -1.0], [3.0, 0.0], [0.0, 3.0], [0.5, 1.5]])
+    per = [math.log(1 + math.exp(-2.0)), math.log(1 + math.exp(-2.0)), math.log(1 + math.exp(-3.0)),
+           math.log(1 + math.exp(3.0)), 0.5 * (math.log(1 + math.exp(1.0)) + math.log(1 + math.exp(-1.0)))]
+    weights = [2.0, 2 / 3, 2 / 3, 2 / 3, 1.0]
+    expected = sum(w_ * p for w_, p in zip(weights, per)) / sum(weights)
+    assert float(lsro_cross_entropy(logits, labels, class_weights=w)) == pytest.approx(expected, rel=1e-6)
+    assert float(lsro_cross_entropy(logits, labels)) == pytest.approx(sum(per) / 5, rel=1e-6)
 
 def test_lsro_targets_and_bad_labels():
     assert lsro_targets(torch.tensor([1, 0, -1])).tolist() == [[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]]
