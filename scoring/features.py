@@ -59,6 +59,19 @@ class FeatureConfig:
         """The paper-size input: 30 s at 22.05 kHz, n_fft 2048, hop 512 (1292 frames)."""
         return cls(sr=22050, n_fft=2048, hop_length=512, crop_s=30.0)
 
+    @classmethod
+    def pitch_band(cls) -> "FeatureConfig":
+        """The small CPU recipe: 16 kHz, n_fft 2048 (7.8 Hz bins), hop 512, mel bins up to 1 kHz, 3 s crops.
+
+        All 128 bins sit where fundamentals and low partials live (about 6 Hz
+        per bin at 200 Hz), so a small network can hear a vocal clash with the
+        chords of another key. Measured on generated songs (PostMixNet width
+        0.125, 48 training songs, 8 crops per candidate): held-out accuracy
+        84–88 % with the full band (8 kHz or 2 kHz), 97 % with this one; the
+        key-mismatched negatives were the ones the full band missed.
+        """
+        return cls(sr=16000, n_fft=2048, hop_length=512, crop_s=3.0, fmax_hz=1000.0)
+
     @property
     def crop_samples(self) -> int:
         """Samples in one crop at ``sr``."""

@@ -22,14 +22,19 @@ class Command(BaseCommand):
         parser.add_argument("--name", default=None, help="System name (default arch, arch_lsro).")
         parser.add_argument("--width", type=float, default=1.0, help="Filter multiplier (1 = the paper's sizes).")
         parser.add_argument("--crop-seconds", type=float, default=None, help="Input length in seconds.")
-        parser.add_argument("--paper-input", action="store_true", help="The paper's 30 s, 22.05 kHz input.")
+        inputs = parser.add_mutually_exclusive_group()
+        inputs.add_argument("--paper-input", action="store_true", help="The paper's 30 s, 22.05 kHz input.")
+        inputs.add_argument("--pitch-band", action="store_true",
+                            help="The small CPU recipe: 16 kHz, n_fft 2048, mel bins up to 1 kHz, 3 s crops.")
         parser.add_argument("--batch-size", type=int, default=16)
         parser.add_argument("--crop-offsets", default="0", help="Comma-separated start times (s) of the training "
-                            "crops per candidate (more examples from a small DB); scoring uses 0.")
+                            "crops per candidate (more examples from a small DB); scoring averages the "
+                            "posterior over the same crops.")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **o):
-        cfg = FeatureConfig.paper() if o["paper_input"] else FeatureConfig()
+        cfg = (FeatureConfig.paper() if o["paper_input"] else FeatureConfig.pitch_band() if o["pitch_band"]
+               else FeatureConfig())
         if o["crop_seconds"]:
             cfg = FeatureConfig(**{**cfg.to_dict(), "crop_s": o["crop_seconds"]})
         try:
