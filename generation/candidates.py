@@ -100,6 +100,14 @@ def generate(
     return GenerateReport(created, existing, result.skipped_seeds)
 
 
+def store_spec(db: MashupDB, spec: CandidateSpec) -> tuple[Candidate, bool]:
+    """Store one candidate spec made elsewhere (e.g. a ranked pair): (row, True) or the stored twin, False.
+
+    Deduplicated by `spec_key`, exactly as drawn candidates are.
+    """
+    return _store(db, spec)
+
+
 def _store(db: MashupDB, spec: CandidateSpec) -> tuple[Candidate, bool]:
     try:
         with transaction.atomic():
