@@ -92,7 +92,7 @@ def generate(
     created, existing = [], 0
     with transaction.atomic():
         for spec in result.candidates:
-            obj, made = _store(db, spec)
+            obj, made = store_spec(db, spec)
             if made:
                 created.append(obj)
             else:
@@ -101,14 +101,10 @@ def generate(
 
 
 def store_spec(db: MashupDB, spec: CandidateSpec) -> tuple[Candidate, bool]:
-    """Store one candidate spec made elsewhere (e.g. a ranked pair): (row, True) or the stored twin, False.
+    """Store one candidate spec (drawn, or a ranked pair): (row, True), or its stored twin and False.
 
-    Deduplicated by `spec_key`, exactly as drawn candidates are.
+    Deduplicated by `spec_key`.
     """
-    return _store(db, spec)
-
-
-def _store(db: MashupDB, spec: CandidateSpec) -> tuple[Candidate, bool]:
     try:
         with transaction.atomic():
             return Candidate.objects.get_or_create(

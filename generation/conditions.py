@@ -351,7 +351,8 @@ def qualifying_stems(seed_clip: ClipInfo, pool: Sequence[ClipInfo], *, condition
     )
 
 
-def _resolve_duration(seed_clip: ClipInfo, duration_s: float | None) -> float:
+def resolve_duration(seed_clip: ClipInfo, duration_s: float | None) -> float:
+    """Mashup length in s: `duration_s` checked against DURATION_RANGE_S, or the seed's length clamped to it."""
     lo, hi = DURATION_RANGE_S
     if duration_s is None:
         return float(min(max(seed_clip.duration_s, lo), hi))
@@ -395,7 +396,7 @@ def draw_candidate(
         raise ConditionError(f"clip {seed_clip.id} has no vocal stem and cannot be a vocal seed")
     if int(seed) != seed or seed < 0:
         raise ConditionError(f"seed must be a non-negative integer, got {seed!r}")
-    duration = _resolve_duration(seed_clip, duration_s)
+    duration = resolve_duration(seed_clip, duration_s)
     q = qualifying if qualifying is not None else qualifying_stems(seed_clip, pool, condition=condition)
     n_perc = len(q.percussion)
     index_of = {(h.id, p.id): i * n_perc + j for i, h in enumerate(q.harmonic) for j, p in enumerate(q.percussion)}

@@ -43,13 +43,14 @@ from tqdm.auto import tqdm
 from generation.audio import AudioError
 from generation.candidates import GenerationError, clip_infos, get_db, spec_of, stem_cache, store_spec
 from generation.conditions import (
-    DURATION_RANGE_S,
     MAX_KEY_DISTANCE,
     TEMPO_RATIO_RANGE,
     CandidateSpec,
     ClipInfo,
     Condition,
+    ConditionError,
     qualifying_stems,
+    resolve_duration,
     tempo_ratio,
 )
 from generation.keys import key_shift_semitones
@@ -60,6 +61,7 @@ from generation.stretch import StretchError
 from scoring.errors import ScoringError
 from scoring.features import FeatureConfig, log_mel
 from scoring.models import Score, System
+from scoring.services import load_system, scorer
 
 RANKED_SEED = 0  # the recorded seed of a ranked candidate (no random choice is involved)
 
@@ -169,25 +171,10 @@ def adjusted_stem(spec: CandidateSpec, clips: dict[int, ClipInfo], role: str, *,
 
 
 def _duration(seed_clip: ClipInfo, duration_s: float | None) -> float:
-    lo, hi = DURATION_RANGE_S
-    if duration_s is None:
-        return float(min(max(seed_clip.duration_s, lo), hi))
-    if not lo <= float(duration_s) <= hi:
-        raise ScoringError(f"duration_s must be in {lo:g}..{hi:g} s, got {duration_s!r}")
-    return float(duration_s)
-
-
-def _model(system: System):
-    """(model, feature config, crop offsets in s): the same choices as scoring.services.scorer."""
-    from scoring.training import load_checkpoint
-
-    path = system.checkpoint_file
-    if path is None or not path.is_file():
-        raise ScoringError(f"system {system.name}: checkpoint {path} is missing")
-    model, state = load_checkpoint(path, arch=system.arch)
-    cfg = FeatureConfig.from_dict(state.get("feature_config") or system.config.get("feature_config") or {})
-    offsets = [float(o) for o in (system.config or {}).get("crop_offsets_s") or [0.0]]
-    return model, cfg, offsets
+    try:
+        return resolve_duration(seed_clip, duration_s)
+    except ConditionError as exc:
+        raise ScoringError(str(exc)) from None
 
 
 def _seed_and_pool(vocal_clip_id: int, accompaniment_db: str | None) -> tuple[Clip, ClipInfo, list[ClipInfo], str]:
@@ -273,7 +260,7 @@ def rank_pairs(
     if system.arch == System.Arch.POSTMIX:
         ranking = _naive(system, clip, specs, progress=progress)
     else:
-        model, cfg, offsets = _model(system)
+        model, cfg, offsets = load_system(system)
         ranking = Ranking(system=system.name, arch=system.arch, method="factorised", db=clip.db.name,
                           vocal_clip=seed.id, n_harmonic=len(q.harmonic), n_percussion=len(q.percussion),
                           duration_s=duration, crop_offsets_s=offsets, feature_config=cfg, pairs=[],
@@ -334,8 +321,6 @@ def _factorised(ranking: Ranking, model, specs: list[CandidateSpec], idx: np.nda
 
 def _naive(system: System, clip: Clip, specs: list[CandidateSpec], *, progress: bool, batch: int = 16) -> Ranking:
     """PostMixNet: each pair as an unsaved matched Candidate through the system's own scorer."""
-    from scoring.services import scorer
-
     t0 = time.perf_counter()
     run = scorer(system)
     load_s = time.perf_counter() - t0

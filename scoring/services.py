@@ -177,11 +177,12 @@ def get_system(name: str) -> System:
     return system
 
 
-def scorer(system: System) -> Callable[[Sequence[Candidate]], np.ndarray]:
-    """A function from candidates to scores for `system` (loads its checkpoint once)."""
-    if system.arch == System.Arch.AMU:
-        return _amu_scores
-    from scoring.nets import predict
+def load_system(system: System):
+    """(model in eval mode, its FeatureConfig, crop offsets in s) of a network system.
+
+    A system trained on several crops per candidate scores the mean posterior
+    over the same crops.
+    """
     from scoring.training import load_checkpoint
 
     path = system.checkpoint_file
@@ -189,8 +190,17 @@ def scorer(system: System) -> Callable[[Sequence[Candidate]], np.ndarray]:
         raise ScoringError(f"system {system.name}: checkpoint {path} is missing")
     model, state = load_checkpoint(path, arch=system.arch)
     cfg = FeatureConfig.from_dict(state.get("feature_config") or system.config.get("feature_config") or {})
-    # A system trained on several crops per candidate scores the mean posterior over the same crops.
     offsets = [float(o) for o in (system.config or {}).get("crop_offsets_s") or [0.0]]
+    return model, cfg, offsets
+
+
+def scorer(system: System) -> Callable[[Sequence[Candidate]], np.ndarray]:
+    """A function from candidates to scores for `system` (loads its checkpoint once)."""
+    if system.arch == System.Arch.AMU:
+        return _amu_scores
+    from scoring.nets import predict
+
+    model, cfg, offsets = load_system(system)
 
     def run(cands: Sequence[Candidate]) -> np.ndarray:
         feats = candidate_features(cands, arch=system.arch, config=cfg, progress=False, offsets_s=offsets)
