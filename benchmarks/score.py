@@ -198,24 +198,19 @@ def _ingest_songs(args, root: Path) -> float:
 
     from django.core.management import call_command
 
-    from generation.songs import demo_song_specs, render_songs
+    from generation.songs import demo_song_specs, link_stems_folders, render_songs
 
     cache = REPO / "data" / "bench-songs" / (f"score-seed{args.seed}-n{args.songs}-{args.seconds:g}s-"
                                              f"{args.min_bpm:g}-{args.max_bpm:g}bpm")
     t0 = time.perf_counter()
     specs = demo_song_specs(count=args.songs, seed=args.seed, seconds=args.seconds,
                             tempo_range_bpm=(args.min_bpm, args.max_bpm))
-    songs = render_songs(specs, cache, progress=True)
+    songs = render_songs(specs, cache, progress=not args.no_progress)
     print(f"[score] {len(songs)} songs ready in {time.perf_counter() - t0:.1f} s ({cache})")
-    folder = root / "stems"
-    for song in songs:
-        d = folder / song.out_dir.name
-        d.mkdir(parents=True, exist_ok=True)
-        for raw, path in song.stem_paths.items():
-            (d / f"{raw}.wav").symlink_to(path)
+    folder = link_stems_folders(songs, root / "stems")
     t0 = time.perf_counter()
     call_command("ingest", str(folder), "--db", "bench", "--separator", "stems", "--jobs", str(args.jobs),
-                 stdout=io.StringIO())
+                 *(["--no-progress"] if args.no_progress else []), stdout=io.StringIO())
     return time.perf_counter() - t0
 
 

@@ -60,6 +60,7 @@ __all__ = [
     "VocalEvent",
     "SongPlan",
     "demo_song_specs",
+    "link_stems_folders",
     "plan_song",
     "render_song",
     "render_songs",
@@ -692,6 +693,18 @@ def render_songs(specs: Iterable[SongSpec], root: Path, *, progress: bool = True
         raise SongError("song names must be unique within one render_songs call")
     root = Path(root)
     return [render_song(s, root / s.name) for s in tqdm(specs, desc="songs", unit="song", disable=not progress)]
+
+
+def link_stems_folders(songs: Iterable[SongTruth], folder: Path) -> Path:
+    """Lay rendered songs out as ``folder/<song>/{vocals,drums,bass,other}.wav`` symlinks, the layout
+    ``ingest --separator stems`` reads; returns ``folder``."""
+    folder = Path(folder)
+    for song in songs:
+        d = folder / song.out_dir.name
+        d.mkdir(parents=True, exist_ok=True)
+        for raw, path in song.stem_paths.items():
+            (d / f"{raw}.wav").symlink_to(path)
+    return folder
 
 
 def main(argv: Sequence[str] | None = None) -> int:

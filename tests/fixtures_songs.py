@@ -19,7 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from generation.songs import SongTruth, demo_song_specs, render_songs
+from generation.songs import (
+    SongTruth,
+    demo_song_specs,
+    link_stems_folders,
+    render_songs,
+)
 
 SONG_SET_COUNT = 24
 SONG_SET_SEED = 0
@@ -41,12 +46,7 @@ def stems_folder(folder: Path, *, count: int, seed: int, seconds: float, take: i
     folders of stems (vocals/drums/bass/other.wav symlinks), ready for `ingest --separator stems`."""
     cache = test_cache_root() / f"songs-seed{seed}-n{count}-{seconds:g}s"
     songs = render_songs(demo_song_specs(count=count, seed=seed, seconds=seconds), cache, progress=False)
-    for song in songs[:take]:
-        d = folder / Path(song.stem_paths["vocals"]).parent.name
-        d.mkdir(parents=True, exist_ok=True)
-        for raw, path in song.stem_paths.items():
-            (d / f"{raw}.wav").symlink_to(path)
-    return folder
+    return link_stems_folders(songs[:take], folder)
 
 
 def _set_dir() -> Path:

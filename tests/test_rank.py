@@ -82,7 +82,7 @@ def world(django_db_setup, django_db_blocker, tmp_path_factory):
     media.mkdir()
     with django_db_blocker.unblock(), override_settings(MEDIA_ROOT=media):
         for name, take, folder_seed in (("rk-main", SONGS, SONG_SEED), ("rk-solo", 1, 11)):
-            count = SONGS if name == "rk-main" else 16
+            count = SONGS if name == "rk-main" else 48  # the learned-model test's training set: cached once
             folder = stems_folder(tmp / f"in-{name}", count=count, seed=folder_seed, seconds=SECONDS, take=take)
             call_command("ingest", str(folder), "--db", name, "--separator", "stems", "--no-progress",
                          stdout=io.StringIO(), stderr=io.StringIO())
