@@ -130,16 +130,11 @@ def _spread(model, *, seed: int, features: np.ndarray, logit_std: float = 1.0) -
     """
     import torch
 
-    g = torch.Generator().manual_seed(seed)
+    from scoring.nets import randomise_batchnorm
+
     model.set_input_normalisation(mean=-8.0, std=3.7)  # log-mel mean and std of these songs' stems
+    randomise_batchnorm(model, seed)
     with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(n, generator=g) * 0.5 + 0.05)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
         logits = torch.cat([model.eval()(torch.as_tensor(x[None])) for x in features])
         d = (logits[:, 1] - logits[:, 0]).double()
         a = logit_std / max(float(d.std()), 1e-12)

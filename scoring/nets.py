@@ -249,6 +249,24 @@ def build_model(arch: str, *, width: float = 1.0, n_mels: int = N_MELS) -> Masha
     raise ScoringError(f"unknown architecture {arch!r}; choose one of {ARCHITECTURES}")
 
 
+@torch.no_grad()
+def randomise_batchnorm(model: nn.Module, seed: int) -> None:
+    """Seeded, non-trivial BatchNorm statistics and affine terms for every BatchNorm2d of ``model``.
+
+    For untrained models in tests and benchmarks: a fresh initialisation has
+    running mean 0 and variance 1, so in eval mode its scores barely vary
+    across inputs and agreement checks would say little.
+    """
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(n, generator=g) * 0.5 + 0.05)
+            m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.copy_(torch.randn(n, generator=g) * 0.2)
+
+
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters (BatchNorm running statistics are buffers, not counted)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

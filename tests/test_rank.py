@@ -30,7 +30,13 @@ from scoring.errors import ScoringError
 from scoring.factorised import RoleTermer, role_terms, score_crops
 from scoring.features import FeatureConfig
 from scoring.models import Score, System
-from scoring.nets import PostMixNet, PreMixNet, build_model, predict
+from scoring.nets import (
+    PostMixNet,
+    PreMixNet,
+    build_model,
+    predict,
+    randomise_batchnorm,
+)
 from scoring.retrieval import rank_pairs, store_top
 from scoring.services import register_checkpoint, score
 from scoring.training import save_checkpoint
@@ -48,15 +54,8 @@ def _spread(model: torch.nn.Module, seed: int, *, fc_gain: float = 6.0, mean: fl
 
     ``mean``: the input normalisation mean (log-mel units; std 3.7, both measured on these songs' 3 s crops).
     """
-    g = torch.Generator().manual_seed(seed)
+    randomise_batchnorm(model, seed)
     with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(n, generator=g) * 0.5 + 0.05)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
         for fc in (model.head.fc1, model.head.fc2, model.head.out):
             fc.weight.mul_(fc_gain)
     model.set_input_normalisation(mean=mean, std=3.7)

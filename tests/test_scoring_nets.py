@@ -20,6 +20,7 @@ from scoring.nets import (
     build_model,
     count_parameters,
     predict,
+    randomise_batchnorm,
 )
 
 TINY = 0.125  # filters 8, 8, 16, 16; head 32; FC 16
@@ -34,18 +35,6 @@ def _source_params(f1: int, f2: int) -> int:
 def _head_params(in_ch: int, c: int, h: int, n_mels: int = 128) -> int:
     """Conv (3, n_mels) in_ch→c, conv (3, 1) c→c, two BatchNorms, FC c→h, h→h, h→2 (with biases)."""
     return 3 * n_mels * in_ch * c + 3 * c * c + 2 * (2 * c) + (c * h + h) + (h * h + h) + (h * 2 + 2)
-
-
-def _randomise_batchnorm(model: torch.nn.Module, seed: int) -> None:
-    """Give every BatchNorm non-trivial statistics and affine terms, so eval mode is a real test."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=g) * 0.5 + 0.05)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(n, generator=g) * 0.2)
 
 
 def test_parameter_counts_at_paper_size_match_hand_derivation():
@@ -187,7 +176,7 @@ def test_log_mel_rejects_bad_audio():
 def tiny_premix() -> PreMixNet:
     torch.manual_seed(1)
     model = PreMixNet(width=TINY)
-    _randomise_batchnorm(model, seed=2)
+    randomise_batchnorm(model, seed=2)
     with torch.no_grad():  # larger FC weights so scores spread out
         for fc in (model.head.fc1, model.head.fc2, model.head.out):
             fc.weight.mul_(4.0)
