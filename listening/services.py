@@ -263,6 +263,32 @@ def design_retrieval_study(
     return _store_design(name=name, plan=plan, config=config, study_settings=study_settings)
 
 
+def design_study(
+    *,
+    task: str,
+    name: str,
+    db_name: str,
+    systems_text: str = "",
+    candidate_db: str | None = None,
+    top_n: int = 20,
+    bottom_n: int = 20,
+    n_queries: int = 30,
+    n_candidates: int = 180,
+    seed: int = 0,
+    study_settings: StudySettings = StudySettings(),
+) -> Study:
+    """The `design_study` command and the new-study form: a generation or retrieval study.
+
+    ``systems_text``: comma-separated system names (empty = every scored system).
+    """
+    systems = [s.strip() for s in (systems_text or "").split(",") if s.strip()] or None
+    if task == "generation":
+        return design_generation_study(name=name, db_name=db_name, systems=systems, top_n=top_n,
+                                       bottom_n=bottom_n, seed=seed, study_settings=study_settings)
+    return design_retrieval_study(name=name, query_db=db_name, candidate_db=candidate_db or None, systems=systems,
+                                  n_queries=n_queries, n_candidates=n_candidates, seed=seed,
+                                  study_settings=study_settings)
+
 def set_state(study: Study, state: str) -> Study:
     """Open or close a study (draft -> open -> closed; closed -> open reopens)."""
     if state not in Study.State.values:

@@ -268,20 +268,15 @@ def new_study(request: HttpRequest) -> HttpResponse:
     form = DesignForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
-        systems = [s.strip() for s in d["systems"].split(",") if s.strip()] or None
         study_settings = services.StudySettings(
             ratings_per_page=d["ratings_per_page"], pages_per_participant=d["pages_per_participant"],
             reservation_minutes=d["reservation_minutes"], require_full_play=d["require_full_play"])
         try:
-            if d["task"] == "generation":
-                study = services.design_generation_study(
-                    name=d["name"], db_name=d["db"], systems=systems, top_n=d["top_n"], bottom_n=d["bottom_n"],
-                    seed=d["seed"], study_settings=study_settings)
-            else:
-                study = services.design_retrieval_study(
-                    name=d["name"], query_db=d["db"], candidate_db=d["candidate_db"] or None, systems=systems,
-                    n_queries=d["n_queries"], n_candidates=d["n_candidates"], seed=d["seed"],
-                    study_settings=study_settings)
+            study = services.design_study(
+                task=d["task"], name=d["name"], db_name=d["db"], systems_text=d["systems"],
+                candidate_db=d["candidate_db"], top_n=d["top_n"], bottom_n=d["bottom_n"],
+                n_queries=d["n_queries"], n_candidates=d["n_candidates"], seed=d["seed"],
+                study_settings=study_settings)
         except DesignError as exc:
             form.add_error(None, str(exc))
         else:

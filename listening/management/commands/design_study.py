@@ -34,20 +34,15 @@ class Command(BaseCommand):
         parser.add_argument("--export", type=Path, help="Write <name>-design.json and .csv into this folder.")
 
     def handle(self, *args, **opts):
-        systems = [s.strip() for s in (opts["systems"] or "").split(",") if s.strip()] or None
         study_settings = services.StudySettings(
             ratings_per_page=opts["ratings_per_page"], pages_per_participant=opts["pages_per_participant"],
             reservation_minutes=opts["reservation_minutes"], require_full_play=opts["require_full_play"])
         try:
-            if opts["task"] == "generation":
-                study = services.design_generation_study(
-                    name=opts["name"], db_name=opts["db"], systems=systems, top_n=opts["top"],
-                    bottom_n=opts["bottom"], seed=opts["seed"], study_settings=study_settings)
-            else:
-                study = services.design_retrieval_study(
-                    name=opts["name"], query_db=opts["db"], candidate_db=opts["candidate_db"], systems=systems,
-                    n_queries=opts["queries"], n_candidates=opts["candidates"], seed=opts["seed"],
-                    study_settings=study_settings)
+            study = services.design_study(
+                task=opts["task"], name=opts["name"], db_name=opts["db"], systems_text=opts["systems"],
+                candidate_db=opts["candidate_db"], top_n=opts["top"], bottom_n=opts["bottom"],
+                n_queries=opts["queries"], n_candidates=opts["candidates"], seed=opts["seed"],
+                study_settings=study_settings)
             if opts["open"]:
                 services.set_state(study, Study.State.OPEN)
         except DesignError as exc:
