@@ -221,13 +221,23 @@ ROLE_SOURCES = {"vocal": ("vocals",), "harmonic": ("bass", "other"), "percussion
 
 
 def _write_roles(prepared: PreparedClip, parts: dict[str, np.ndarray], method: str) -> None:
-    """Write the three role stems: vocal = vocals, harmonic = bass + other, percussion = drums."""
+    """Record the three role stems: vocal = vocals, harmonic = bass + other, percussion = drums.
+
+    A role made of one raw stem points at that stem's file (as the Spleeter path
+    does); only a sum of several gets a file of its own, `role-<role>.wav`. A 30 s
+    float stem is 10.6 MB, so a copy per single-stem role would cost a third more
+    disk per clip for identical bytes.
+    """
     for role, names in ROLE_SOURCES.items():
-        present = [parts[n] for n in names if n in parts]
+        present = [n for n in names if n in parts]
         if not present:
             raise IngestError(f"{prepared.plan.source}: no {' or '.join(names)} stem for the {role} role")
-        write_wav(prepared.folder / f"role-{role}.wav", np.sum(present, axis=0), sr=SAMPLE_RATE)
-        prepared.stems.append((role, "role", f"role-{role}.wav", method))
+        if len(present) == 1:
+            file = f"{present[0]}.wav"
+        else:
+            file = f"role-{role}.wav"
+            write_wav(prepared.folder / file, np.sum([parts[n] for n in present], axis=0), sr=SAMPLE_RATE)
+        prepared.stems.append((role, "role", file, method))
 
 
 def separate_clips(clips: list[PreparedClip], *, separator: str, progress: bool = True) -> dict[str, Failure]:

@@ -3,5 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --tests
+# the suite's peak is about 5 GB under pytest's tmp (the scoring world's 64 songs as float WAVs),
+# plus about 2 GB of cached songs in data/test-cache; say what there is, for when a write fails
+echo "[test] free disk: $(df -h --output=avail . | tail -1 | tr -d ' ') here, $(df -h --output=avail "${TMPDIR:-/tmp}" | tail -1 | tr -d ' ') in ${TMPDIR:-/tmp}"
 export MODEL_PATH=${MODEL_PATH:-$(pwd)/data/pretrained_models}
 exec .venv/bin/python -m pytest "$@"

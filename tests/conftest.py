@@ -1,6 +1,8 @@
-"""Shared test world: settings pointed at a private MEDIA_ROOT, and the generated songs."""
+"""Shared test world: settings pointed at a private MEDIA_ROOT, module work folders, and the generated songs."""
 
 from __future__ import annotations
+
+import shutil
 
 import pytest
 
@@ -13,3 +15,17 @@ def _private_media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.MEDIA_ROOT.mkdir()
     return settings.MEDIA_ROOT
+
+
+@pytest.fixture(scope="module")
+def module_tmp(request, tmp_path_factory):
+    """A module's own work folder, deleted when the module's tests are done.
+
+    Module worlds ingest and render 44.1 kHz float WAVs: the scoring pipeline's
+    64 songs alone are about 4 GB. pytest keeps every tmp folder until the
+    session ends, so without this the suite's disk footprint would be the sum
+    of all worlds rather than the largest one.
+    """
+    path = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -49,8 +49,8 @@ def _songs_folder(tmp: Path, count: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def world(django_db_setup, django_db_blocker, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("generation-candidates")
+def world(django_db_setup, django_db_blocker, module_tmp):
+    tmp = module_tmp
     media = tmp / "media"
     media.mkdir()
     with django_db_blocker.unblock(), override_settings(MEDIA_ROOT=media):

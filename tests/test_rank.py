@@ -75,8 +75,8 @@ def _system(name: str, arch: str, folder) -> System:
 
 
 @pytest.fixture(scope="module")
-def world(django_db_setup, django_db_blocker, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("rank")
+def world(django_db_setup, django_db_blocker, module_tmp):
+    tmp = module_tmp
     media = tmp / "media"
     media.mkdir()
     with django_db_blocker.unblock(), override_settings(MEDIA_ROOT=media):
@@ -96,8 +96,11 @@ def world(django_db_setup, django_db_blocker, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _module_media(world, settings, _private_media_root):
-    settings.MEDIA_ROOT = world["media"]
+def _module_media(request, settings, _private_media_root):
+    """Tests of the world read its media; the kernel tests need no world (pytest-django runs them
+    after the database tests, so depending on the world would build it a second time)."""
+    if "world" in request.fixturenames:
+        settings.MEDIA_ROOT = request.getfixturevalue("world")["media"]
 
 
 def test_score_crops_equals_full_passes_averaged_over_crops():

@@ -48,9 +48,9 @@ SMALL = dict(arch="postmix", width=0.125, epochs=8, n_crops=8)  # the small, fas
 
 
 @pytest.fixture(scope="module")
-def world(django_db_setup, django_db_blocker, tmp_path_factory):
+def world(django_db_setup, django_db_blocker, module_tmp):
     """Ingested training and held-out DBs plus training candidates; MEDIA_ROOT is the module's folder."""
-    tmp = tmp_path_factory.mktemp("scoring-pipeline")
+    tmp = module_tmp
     media = tmp / "media"
     media.mkdir()
     with django_db_blocker.unblock(), override_settings(MEDIA_ROOT=media):
