@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
+from listening.stimuli import STIMULUS_FORMATS
+
 YES_NO = [("yes", "Yes"), ("no", "No")]
 
 
@@ -36,3 +38,5 @@ class DesignForm(forms.Form):
     pages_per_participant = forms.IntegerField(min_value=1, max_value=1000, initial=10)
     reservation_minutes = forms.FloatField(min_value=0.1, initial=20)
     require_full_play = forms.BooleanField(required=False, label="Unlock a clip's questions only after it played to the end")
+    audio_format = forms.ChoiceField(choices=list(STIMULUS_FORMATS.items()), initial="flac",
+                                     label="Audio participants download")

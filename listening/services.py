@@ -14,7 +14,6 @@ arrivals never over-assign a page and a replayed submit stores nothing.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 from collections.abc import Sequence
@@ -50,6 +49,7 @@ from listening.models import (
     StimulusLabel,
     Study,
 )
+from listening.stimuli import STIMULUS_FORMATS, StimulusError, write_stimulus
 from scoring.models import Score, System
 
 
@@ -73,8 +73,11 @@ class StudySettings:
     pages_per_participant: int = 10
     reservation_minutes: float = 20.0
     require_full_play: bool = False
+    audio_format: str = "flac"  # what participants download: listening.stimuli.STIMULUS_FORMATS
 
     def check(self) -> None:
+        if self.audio_format not in STIMULUS_FORMATS:
+            raise DesignError(f"unknown audio format {self.audio_format!r}; choose one of {', '.join(STIMULUS_FORMATS)}")
         if self.ratings_per_page < 1:
             raise DesignError(f"ratings per page must be >= 1, got {self.ratings_per_page}")
         if self.pages_per_participant < 1:
@@ -127,16 +130,8 @@ def _prepare_study(name: str, task: str) -> None:
     existing.delete()
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
-
-
 def _store_design(*, name: str, plan: pure.Design, config: dict, study_settings: StudySettings) -> Study:
-    """Write the design's rows and the stimuli's opaque audio copies, all or nothing."""
+    """Write the design's rows and the stimuli's opaque audio files, all or nothing."""
     cands = Candidate.objects.in_bulk({s.candidate_id for s in plan.stimuli})
     for spec in plan.stimuli:
         cand = cands[spec.candidate_id]
@@ -159,8 +154,13 @@ def _store_design(*, name: str, plan: pure.Design, config: dict, study_settings:
                     spec = plan.stimulus(key)
                     cand = cands[spec.candidate_id]
                     token = secrets.token_urlsafe(18)
-                    rel = f"studies/{study.pk}/{token}{cand.media('mix_path').suffix.lower()}"
-                    _link_or_copy(cand.media("mix_path"), Path(settings.MEDIA_ROOT) / rel)
+                    media = Path(settings.MEDIA_ROOT)
+                    try:
+                        path = write_stimulus(cand.media("mix_path"), media / "studies" / str(study.pk) / token,
+                                              audio_format=study_settings.audio_format)
+                    except StimulusError as exc:
+                        raise DesignError(f"candidate {cand.pk}: {exc}") from None
+                    rel = path.relative_to(media).as_posix()
                     stim = Stimulus.objects.create(page=page, position=position, candidate=cand,
                                                    vocal_clip_id=cand.vocal_clip_id, token=token, audio_path=rel,
                                                    query=spec.query, design_key=spec.key)
@@ -288,6 +288,7 @@ def design_study(
     return design_retrieval_study(name=name, query_db=db_name, candidate_db=candidate_db or None, systems=systems,
                                   n_queries=n_queries, n_candidates=n_candidates, seed=seed,
                                   study_settings=study_settings)
+
 
 def set_state(study: Study, state: str) -> Study:
     """Open or close a study (draft -> open -> closed; closed -> open reopens)."""

@@ -26,6 +26,7 @@ from listening.export import ASPECTS
 from listening.forms import ConsentForm, DesignForm, QuestionnaireForm
 from listening.models import Assignment, Participant, Stimulus, Study
 from listening.services import ParticipantError
+from listening.stimuli import CONTENT_TYPES
 
 ASPECT_TEXT = {
     "harmony": ("Harmony", "Harmonic compatibility between the vocals and the music."),
@@ -191,7 +192,7 @@ def audio(request: HttpRequest, token: str, stimulus_token: str) -> HttpResponse
         path = safe_path(Path(settings.MEDIA_ROOT), stim.audio_path)
     except Http404:
         raise ParticipantError("This clip's audio is missing on the server.", status=404) from None
-    response = ranged_file_response(request, path, content_type="audio/wav" if path.suffix == ".wav" else None)
+    response = ranged_file_response(request, path, content_type=CONTENT_TYPES.get(path.suffix))
     response["Cache-Control"] = "private, max-age=3600"
     return response
 
@@ -270,7 +271,8 @@ def new_study(request: HttpRequest) -> HttpResponse:
         d = form.cleaned_data
         study_settings = services.StudySettings(
             ratings_per_page=d["ratings_per_page"], pages_per_participant=d["pages_per_participant"],
-            reservation_minutes=d["reservation_minutes"], require_full_play=d["require_full_play"])
+            reservation_minutes=d["reservation_minutes"], require_full_play=d["require_full_play"],
+            audio_format=d["audio_format"])
         try:
             study = services.design_study(
                 task=d["task"], name=d["name"], db_name=d["db"], systems_text=d["systems"],

@@ -12,7 +12,8 @@ from tests.test_listening_world import build_world
 playwright_sync = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--autoplay-policy=no-user-gesture-required", "--mute-audio"]
 ASPECTS = ("harmony", "rhythm", "timbre", "innovation", "overall")
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium")
@@ -124,3 +125,41 @@ def test_three_browsers_rate_until_every_page_has_three_ratings(browser, live_se
         assert Rating.objects.filter(stimulus__page=page_row).count() == 3 * 2 * 5
     for c in contexts:
         c.close()
+
+
+PLAY_TO_END = """async (player) => {
+  if (player.readyState < 1) await new Promise((ok, bad) => {
+    player.addEventListener("loadedmetadata", ok, {once: true});
+    player.addEventListener("error", () => bad(new Error("cannot load: " + (player.error && player.error.code))), {once: true});
+  });
+  const duration = player.duration;
+  await new Promise((ok, bad) => {
+    player.addEventListener("ended", ok, {once: true});
+    player.addEventListener("error", () => bad(new Error("cannot decode: " + (player.error && player.error.code))), {once: true});
+    player.play().catch(bad);
+  });
+  return {duration, ended: player.ended, src: player.currentSrc};
+}"""
+
+
+def test_chromium_plays_the_flac_stimuli_to_the_end_and_only_then_unlocks_the_questions(
+        browser, live_server, transactional_db, settings):
+    build_world(Path(settings.MEDIA_ROOT))
+    study = services.design_generation_study(
+        name="full-play", db_name="alpha", top_n=1, bottom_n=0, seed=5,
+        study_settings=services.StudySettings(ratings_per_page=1, pages_per_participant=1, require_full_play=True))
+    services.set_state(study, Study.State.OPEN)
+    assert all(s.audio_path.endswith(".flac") for s in study.pages.first().stimuli.all())
+    page = browser.new_context().new_page()
+    _begin(page, live_server, study, "F-1")
+    page.wait_for_selector("h1:has-text('Page')")
+    for n in (1, 2):
+        assert page.locator(f'fieldset.rating[data-clip="{n}"] input').first.is_disabled()
+        played = page.locator(f'audio[data-clip="{n}"]').evaluate(PLAY_TO_END)
+        assert played["ended"] and abs(played["duration"] - 1.0) < 0.05, played  # the world's clips last 1 s
+        assert page.locator(f'fieldset.rating[data-clip="{n}"] input').first.is_enabled()
+    _fill(page, _scores_for(1), "no")
+    page.locator("#submit-page").click()
+    page.wait_for_selector("#completion-code")
+    response = PageResponse.objects.get(assignment__participant__external_id="F-1")
+    assert response.plays == [1, 1] and Rating.objects.filter(participant__external_id="F-1").count() == 10

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from listening.models import Assignment, PageResponse, Participant, Rating, Study
+from listening.models import Assignment, PageResponse, Participant, Rating, Stimulus, Study
 from tests.test_listening_world import full_answers
 
 pytest_plugins = ["tests.test_listening_world"]  # its fixtures: world, generation_study
@@ -70,6 +70,7 @@ def test_audio_is_served_with_ranges_under_opaque_urls(client, started, world):
         assert url in html
         r = client.get(url, HTTP_RANGE="bytes=0-99")
         assert r.status_code == 206 and b"".join(r.streaming_content) == stim.audio_file.read_bytes()[:100]
+        assert r["Content-Type"] == "audio/flac" and stim.audio_file.read_bytes()[:4] == b"fLaC"
     assert 'name="clip1_harmony"' in html and "excellent" in html and "<label" in html
 
 
@@ -203,11 +204,14 @@ def test_dashboard_shows_progress_links_and_closes_the_study(client, generation_
     assert r.status_code == 302 and Study.objects.get(pk=generation_study.pk).state == "closed"
     r = client.post("/study/new/", {"name": "web", "task": "generation", "db": "alpha", "top_n": 1, "bottom_n": 1,
                                     "n_queries": 1, "n_candidates": 5, "seed": 1, "ratings_per_page": 3,
-                                    "pages_per_participant": 2, "reservation_minutes": 20})
+                                    "pages_per_participant": 2, "reservation_minutes": 20, "audio_format": "wav"})
     assert r.status_code == 302 and Study.objects.filter(name="web", state="draft").exists()
+    web = Stimulus.objects.filter(page__study__name="web")
+    assert web.exists() and all(s.audio_path.endswith(".wav") for s in web)
+    assert Study.objects.get(name="web").config["audio_format"] == "wav"
     r = client.post("/study/new/", {"name": "web2", "task": "generation", "db": "nope", "top_n": 1, "bottom_n": 1,
                                     "n_queries": 1, "n_candidates": 5, "seed": 1, "ratings_per_page": 3,
-                                    "pages_per_participant": 2, "reservation_minutes": 20})
+                                    "pages_per_participant": 2, "reservation_minutes": 20, "audio_format": "flac"})
     assert r.status_code == 400 and "unknown MashupDB" in r.content.decode()
 
 

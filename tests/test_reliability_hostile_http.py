@@ -188,7 +188,7 @@ def test_stimulus_tokens_are_unguessable_and_reveal_nothing(started):
     assert len(set(tokens)) == len(tokens) and all(len(t) >= 20 for t in tokens)
     for stim in Stimulus.objects.all():
         # the file name is the random token alone: no candidate id, system or condition in it
-        assert stim.audio_path.split("/")[-1] == f"{stim.token}.wav"
+        assert stim.audio_path.split("/")[-1] == f"{stim.token}.flac"
 
 
 def test_admin_and_analysis_pages_need_a_login(client, generation_study):

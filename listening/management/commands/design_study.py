@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from listening import services
 from listening.design import DesignError
 from listening.models import Study
+from listening.stimuli import STIMULUS_FORMATS
 
 
 class Command(BaseCommand):
@@ -30,13 +31,17 @@ class Command(BaseCommand):
         parser.add_argument("--reservation-minutes", type=float, default=20.0)
         parser.add_argument("--require-full-play", action="store_true",
                             help="Unlock a clip's questions only after it played to the end.")
+        parser.add_argument("--audio", choices=list(STIMULUS_FORMATS), default="flac",
+                            help="What participants download: " + "; ".join(
+                                f"{k} = {v}" for k, v in STIMULUS_FORMATS.items()) + " (default flac).")
         parser.add_argument("--open", action="store_true", help="Open the study for participants right away.")
         parser.add_argument("--export", type=Path, help="Write <name>-design.json and .csv into this folder.")
 
     def handle(self, *args, **opts):
         study_settings = services.StudySettings(
             ratings_per_page=opts["ratings_per_page"], pages_per_participant=opts["pages_per_participant"],
-            reservation_minutes=opts["reservation_minutes"], require_full_play=opts["require_full_play"])
+            reservation_minutes=opts["reservation_minutes"], require_full_play=opts["require_full_play"],
+            audio_format=opts["audio"])
         try:
             study = services.design_study(
                 task=opts["task"], name=opts["name"], db_name=opts["db"], systems_text=opts["systems"],
