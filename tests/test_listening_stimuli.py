@@ -61,6 +61,8 @@ def test_bad_mixes_are_clear_errors_that_leave_no_file(tmp_path):
                          (tmp_path / "gone.wav", "cannot read")):
         with pytest.raises(StimulusError, match=message):
             write_stimulus(src, out / "x", audio_format="flac")
+    with pytest.raises(StimulusError, match="no such file"):
+        write_stimulus(tmp_path / "gone.wav", out / "y", audio_format="wav")
     with pytest.raises(StimulusError, match="unknown stimulus format"):
         write_stimulus(loud, out / "x", audio_format="mp3")
     assert not out.exists() or not any(out.iterdir())
