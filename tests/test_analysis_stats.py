@@ -7,6 +7,8 @@ Sources:
   Statistics): males 19, 22, 16, 29, 24 vs females 20, 11, 17, 12.
 - scipy.stats.wilcoxon documentation example (Cerning & Fisher, 1978, via Hollander &
   Wolfe): the 15 height differences of cross- vs self-fertilised Zea mays.
+- pingouin's dataset `pairwise_tests` (mixed design: Gender between, Drug within), run
+  through the project's significance table and compared with pingouin.pairwise_tests.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from analysis.stats import (
     t_interval,
     wilcoxon_signed_rank,
 )
+from analysis.tables import mos_table, significance_table
 
 REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
 
@@ -201,3 +204,78 @@ def test_t_interval_uses_students_t_and_is_null_for_a_single_value():
     assert low[0] == pytest.approx(3 - 3.182446305284263 / 2)
     assert high[0] == pytest.approx(3 + 3.182446305284263 / 2)
     assert np.isnan(low[1]) and np.isnan(high[1])
+
+
+# --- Tables 3/4 cells against pingouin.pairwise_tests on its published dataset ------------------
+
+
+def _pairwise_dataset_as_medians(task: str) -> pd.DataFrame:
+    """pingouin's `pairwise_tests` dataset (11 subjects, Gender between, Drug A/B/C within) as the
+    stimulus medians of one task, aspect 'overall' only.
+
+    retrieval: system = Drug, query = Subject, one stimulus per (Subject, Drug), so the best
+    system is paired with each other one by subject, as queries pair systems in the study.
+    generation: system = Gender, one stimulus per Subject with its mean over the three drugs
+    (pingouin's `marginal=True` for a between factor in a mixed design).
+    """
+    df = reference_csv("pingouin_pairwise_tests.csv")
+    if task == "retrieval":
+        frame = df.rename(columns={"Drug": "system", "Subject": "query", "Scores": "median"})
+        frame["stimulus"] = frame["query"].astype(str) + "-" + frame["system"]
+    else:
+        frame = (df.groupby(["Subject", "Gender"], as_index=False)["Scores"].mean()
+                 .rename(columns={"Gender": "system", "Scores": "median"}))
+        frame["query"] = 0
+        frame["stimulus"] = frame["Subject"].astype(str)
+    frame["task"], frame["group"], frame["aspect"], frame["n_ratings"] = task, "", "overall", 1
+    return frame[["task", "stimulus", "system", "group", "query", "aspect", "median", "n_ratings"]]
+
+
+def _overall_cells(task: str) -> pd.DataFrame:
+    medians = _pairwise_dataset_as_medians(task)
+    table = significance_table(medians, mos_table(medians), holm=True)
+    cells = table[(table["aspect"] == "overall") & (table["comparison"] == "best_vs_other")]
+    assert table.loc[table["aspect"] != "overall", "p"].isna().all()  # the other aspects have no data
+    return cells.set_index("system_b")
+
+
+def test_retrieval_cells_pair_by_query_and_agree_with_pingouin_on_its_pairwise_dataset():
+    cells = _overall_cells("retrieval")
+    df = reference_csv("pingouin_pairwise_tests.csv")
+    theirs = pg.pairwise_tests(data=df, dv="Scores", within="Drug", subject="Subject", parametric=False)
+    wide = df.pivot(index="Subject", columns="Drug", values="Scores")
+    assert wide.mean().idxmax() == "B" and set(cells["system_a"]) == {"B"}  # best MOS: drug B, 5.09
+    assert sorted(cells.index) == ["A", "C"]
+    for other in ("A", "C"):
+        cell = cells.loc[other]
+        row = theirs[(theirs[["A", "B"]].apply(set, axis=1) == {"B", other})].iloc[0]
+        # W = min(W+, W-) does not depend on the order of the pair: pingouin's W-val exactly
+        assert cell["test"] == "wilcoxon" and cell["statistic"] == row["W_val"] and cell["n_a"] == 11
+        # ties in |d| (and a zero for B-A): our documented normal approximation without continuity
+        # correction. pingouin's own p is SciPy's default method, which changes across SciPy
+        # versions (a permutation distribution for small n with ties in SciPy 1.17), so p is
+        # checked against pingouin told the same method.
+        same = pg.wilcoxon(wide["B"], wide[other], correction=False, method="asymptotic")
+        assert cell["p"] == pytest.approx(same["p_val"].iloc[0], rel=1e-12)
+        assert cell["effect_size"] == pytest.approx(same["RBC"].iloc[0], rel=1e-12)
+        print(f"\nB vs {other}: W {cell['statistic']:g}, p {cell['p']:.4f} (pingouin's default method: "
+              f"{row['p_unc']:.4f}), rank-biserial {cell['effect_size']:.3f}")
+    _, holm_theirs = pg.multicomp(cells.loc[["A", "C"], "p"].to_numpy(), method="holm")
+    assert cells.loc[["A", "C"], "p_holm"].to_numpy() == pytest.approx(holm_theirs, rel=1e-12)
+
+
+def test_generation_cells_are_mann_whitney_and_agree_with_pingouin_on_its_pairwise_dataset():
+    cells = _overall_cells("generation")
+    df = reference_csv("pingouin_pairwise_tests.csv")
+    theirs = pg.pairwise_tests(data=df, dv="Scores", between="Gender", within="Drug", subject="Subject",
+                               parametric=False)
+    row = theirs[theirs["Contrast"] == "Gender"].iloc[0]  # marginal: subject means over the drugs
+    assert len(cells) == 1
+    cell = cells.iloc[0]
+    best, other = cell["system_a"], cells.index[0]
+    assert {best, other} == {"F", "M"} and cell["test"] == "mann-whitney"
+    assert (cell["n_a"], cell["n_b"]) == ((5, 6) if best == "F" else (6, 5))
+    # pingouin reports U of its first group (row A); ours is U of the best system: U_a + U_b = n_a n_b
+    expected_u = row["U_val"] if best == row["A"] else cell["n_a"] * cell["n_b"] - row["U_val"]
+    assert cell["statistic"] == expected_u
+    assert cell["p"] == pytest.approx(row["p_unc"], rel=1e-9)
