@@ -33,7 +33,7 @@ from analysis.stats import (
 )
 from analysis.tables import mos_table, significance_table
 
-REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().parent / "data"  # pingouin's published datasets, see data/README.md
 
 MALES = [19, 22, 16, 29, 24]
 FEMALES = [20, 11, 17, 12]
@@ -43,8 +43,8 @@ ZEA_MAYS_DIFFERENCES = [6, 8, 14, 16, 23, 24, 28, 29, 41, -48, 49, 56, 60, -67, 
 def reference_csv(name: str, **kwargs) -> pd.DataFrame:
     path = REFERENCE / name
     if not path.is_file():
-        pytest.fail(f"reference dataset {path} is missing: the published pingouin datasets must be in "
-                    f"../shared/reference relative to the repository root.")
+        pytest.fail(f"reference dataset {path} is missing: the published pingouin datasets live in "
+                    f"tests/data/ (see its README.md).")
     return pd.read_csv(path, encoding="utf-8-sig", **kwargs)
 
 
