@@ -1,0 +1,77 @@
+"""A study's design and ratings as tables and JSON (the Django side of the pure `listening.export`)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from listening.export import RatingRow, design_frame, export_group, ratings_frame, yes_no
+from listening.models import PageResponse, Rating, Stimulus, StimulusLabel, Study
+
+# --------------------------------------------------------------------------- design export
+
+
+def design_rows(study: Study) -> list[dict]:
+    """One row per (page, position, label); a filler stimulus gets one row with empty system."""
+    rows = []
+    stimuli = Stimulus.objects.filter(page__study=study).select_related("page").prefetch_related("labels")
+    for stim in stimuli.order_by("page__index", "position"):
+        labels = list(stim.labels.all()) or [None]
+        for lab in labels:
+            rows.append({
+                "study": study.name, "task": study.task, "seed": study.seed, "page": stim.page.index,
+                "position": stim.position, "query": "" if stim.query is None else stim.query, "stimulus": stim.pk,
+                "candidate": stim.candidate_id, "system": lab.system if lab else "",
+                "group": lab.group if lab else "filler", "rank": lab.rank if lab and lab.rank else "",
+                "score": lab.score if lab and lab.score is not None else "",
+            })
+    return rows
+
+
+def design_table(study: Study) -> pd.DataFrame:
+    return design_frame(design_rows(study))
+
+
+def design_json(study: Study) -> str:
+    """The whole design with its settings and seeds, as JSON text."""
+    pages = []
+    for page in study.pages.order_by("index").prefetch_related("stimuli__labels"):
+        pages.append({
+            "index": page.index, "query": page.query,
+            "stimuli": [{"stimulus": s.pk, "position": s.position, "candidate": s.candidate_id,
+                         "vocal_clip": s.vocal_clip_id,
+                         "labels": [{"system": lab.system, "group": lab.group, "rank": lab.rank, "score": lab.score}
+                                    for lab in s.labels.all()]}
+                        for s in page.stimuli.all()],
+        })
+    doc = {"study": study.name, "task": study.task, "seed": study.seed, "config": study.config,
+           "ratings_per_page": study.ratings_per_page, "pages": pages}
+    return json.dumps(doc, indent=2)
+
+
+# --------------------------------------------------------------------------- ratings export
+
+
+def ratings_table(study: Study) -> pd.DataFrame:
+    """The study's ratings in the long format of issue 6 §1 (see `listening.export`)."""
+    labels: dict[int, list[StimulusLabel]] = {}
+    for lab in StimulusLabel.objects.filter(stimulus__page__study=study):
+        labels.setdefault(lab.stimulus_id, []).append(lab)
+    responses = {r.assignment_id: r for r in PageResponse.objects.filter(assignment__page__study=study)}
+    rows = []
+    ratings = (Rating.objects.filter(stimulus__page__study=study)
+               .select_related("participant", "stimulus__page").order_by("id"))
+    for rating in ratings:
+        response = responses[rating.assignment_id]
+        part = rating.participant
+        stim = rating.stimulus
+        for lab in labels.get(stim.pk, []):
+            rows.append(RatingRow(
+                task=study.task, page=stim.page.index, participant=str(part.pk), stimulus=f"{stim.pk}/{lab.system}",
+                system=lab.system, group=export_group(lab.group), query="" if stim.query is None else str(stim.query),
+                aspect=rating.aspect, score=rating.score, heard_before=yes_no(response.heard_before),
+                seconds=response.seconds, listens_daily=yes_no(part.listens_daily),
+                produces_music=yes_no(part.produces_music),
+            ))
+    return ratings_frame(rows)
