@@ -14,10 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import platform
-from collections.abc import Iterable, Mapping, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import pandas as pd
@@ -69,10 +73,36 @@ def records(table: pd.DataFrame) -> list[dict[str, object]]:
     ]
 
 
+@contextmanager
+def atomic_open(path: Path) -> Iterator[TextIO]:
+    """A text handle (UTF-8, no newline translation) whose content replaces ``path`` only on success.
+
+    It writes a temporary file in the same folder and ``os.replace``-s it onto
+    ``path`` when the block ends without an exception, so a reader (or a second
+    analyst writing the same file) sees the old file or the new one, never a
+    half-written one; on an exception the temporary file is removed.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_open`)."""
+    with atomic_open(path) as handle:
+        handle.write(text)
+    return Path(path)
+
+
 def write_json(table: pd.DataFrame, path: Path) -> Path:
-    """Write ``table`` as a JSON list of records (NaN as null)."""
-    path.write_text(json.dumps(records(table), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
+    """Write ``table`` as a JSON list of records (NaN as null), atomically."""
+    return write_atomic(path, json.dumps(records(table), indent=2, ensure_ascii=False) + "\n")
 
 
 def _csv_field(value: object) -> str:
@@ -103,7 +133,7 @@ def _csv_column(values: pd.Series) -> np.ndarray:
 
 
 def write_csv(table: pd.DataFrame, path: Path) -> Path:
-    """Write ``table`` as UTF-8 CSV (RFC 4180 quoting, \\n line ends), NaN/None as empty cells.
+    """Write ``table`` as UTF-8 CSV (RFC 4180 quoting, \\n line ends), NaN/None as empty cells, atomically.
 
     Floats are written as their shortest round-trip repr. Each column is
     formatted once per distinct value and the rows joined in one pass: a
@@ -111,12 +141,12 @@ def write_csv(table: pd.DataFrame, path: Path) -> Path:
     several. Reads back with pandas.read_csv.
     """
     columns = [_csv_column(table[name]) for name in table.columns]
-    with open(path, "w", encoding="utf-8", newline="") as handle:
+    with atomic_open(path) as handle:
         handle.write(",".join(_csv_field(c) for c in table.columns) + "\n")
         if len(table):
             handle.write("\n".join(map(",".join, zip(*columns))))
             handle.write("\n")
-    return path
+    return Path(path)
 
 
 _LATEX_SPECIAL = {
@@ -275,9 +305,19 @@ def package_versions() -> dict[str, str | None]:
 
 
 def write_manifest(path: Path, manifest: Mapping[str, object], *, files: Iterable[Path]) -> Path:
-    """Write ``manifest`` plus package versions and a hash of every file in ``files`` as JSON."""
+    """Write ``manifest`` plus package versions and a hash of every file in ``files`` as JSON, atomically.
+
+    ``files`` are named by their path relative to the manifest's folder.
+    """
     body = dict(manifest)
     body["package_versions"] = package_versions()
-    body["files"] = {p.name: sha256_file(p) for p in sorted(files, key=lambda p: p.name)}
-    path.write_text(json.dumps(body, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    return path
+    root = Path(path).parent
+    body["files"] = {_relative(p, root): sha256_file(p) for p in sorted(files, key=lambda p: _relative(p, root))}
+    return write_atomic(path, json.dumps(body, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return Path(path).name

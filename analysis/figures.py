@@ -1,10 +1,14 @@
 """Paper Figure 4: MOS per aspect and system with error bars, as an interactive plotly figure.
 
-Three panels, top to bottom: generation, retrieval (every stimulus of a
-system, group 'all'), and top vs bottom stimuli per system (lighter bars:
-top, darker: bottom). Error bars are the MOS table's confidence interval.
+Up to three panels, top to bottom: generation, retrieval (every stimulus of
+a system, group 'all'), and top vs bottom stimuli per system (lighter bars:
+top, darker: bottom); only the panels of the tasks analysed are drawn (a
+generation-only study has no retrieval panel; top vs bottom exists only in
+the generation design). Error bars are the MOS table's confidence interval.
 Written as a self-contained ``figure4.html`` (plotly.js embedded, so it
-opens offline), and as PNG/SVG where the kaleido package is installed.
+opens offline), as ``figure4.json`` (the plotly figure, which the analysis
+page draws inline), and as PNG/SVG where the kaleido package is installed.
+Every file is written atomically.
 
 No Django here.
 """
@@ -12,6 +16,8 @@ No Django here.
 from __future__ import annotations
 
 import importlib.util
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +26,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from analysis.exports import write_atomic
 from analysis.ratings import ASPECTS, AnalysisError
 
 PANELS: tuple[tuple[str, str], ...] = (
@@ -68,23 +75,40 @@ def _bars(part: pd.DataFrame, *, name: str, colour: str, show_legend: bool, lege
     )
 
 
-def figure4(mos: pd.DataFrame, *, original_system: str = "original") -> go.Figure:
-    """Build the three-panel MOS bar chart from a MOS table (analysis.tables.MOS_COLUMNS).
+def panels_for(mos: pd.DataFrame, tasks: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """The (panel, title) pairs to draw: one per task (default: the tasks in ``mos``), then top vs bottom.
 
-    Systems keep one colour across panels, the original first. A panel with
-    no data says so instead of staying blank.
+    Top vs bottom is drawn when generation is among the tasks or the table
+    has top/bottom rows, since only the generation design has those groups.
+    """
+    wanted = set(mos["task"]) if tasks is None else set(tasks)
+    has_groups = bool(mos["group"].isin(["top", "bottom"]).any()) if len(mos) else False
+    return [(panel, title) for panel, title in PANELS
+            if panel in wanted or (panel == "top_vs_bottom" and ("generation" in wanted or has_groups))]
+
+
+def figure4(mos: pd.DataFrame, *, original_system: str = "original",
+            tasks: Iterable[str] | None = None) -> go.Figure:
+    """Build the MOS bar chart from a MOS table (analysis.tables.MOS_COLUMNS), one panel per task.
+
+    ``tasks``: the tasks to draw (default: those in ``mos``); see
+    :func:`panels_for`. Systems keep one colour across panels, the original
+    first. A panel with no data says so instead of staying blank.
     """
     needed = {"task", "system", "group", "aspect", "mos", "ci_low", "ci_high", "n_stimuli"}
     missing = needed - set(mos.columns)
     if missing:
         raise FigureError(f"the MOS table lacks column(s) {', '.join(sorted(missing))}.")
+    panels = panels_for(mos, tasks)
+    if not panels:
+        raise FigureError("no task to draw: the MOS table is empty and no task was given.")
     systems = sorted(mos["system"].unique(), key=lambda s: (s != original_system, s))
     palette = qualitative.Plotly + qualitative.D3
     colour = {s: palette[i % len(palette)] for i, s in enumerate(systems)}
-    fig = make_subplots(rows=len(PANELS), cols=1, subplot_titles=[t for _, t in PANELS],
-                        vertical_spacing=0.08)
+    fig = make_subplots(rows=len(panels), cols=1, subplot_titles=[t for _, t in panels],
+                        vertical_spacing=0.24 / len(panels))
     shown: set[str] = set()
-    for row, (panel, _) in enumerate(PANELS, start=1):
+    for row, (panel, _) in enumerate(panels, start=1):
         if panel == "top_vs_bottom":
             data = mos[mos["group"].isin(["top", "bottom"])]
         else:
@@ -110,7 +134,7 @@ def figure4(mos: pd.DataFrame, *, original_system: str = "original") -> go.Figur
         fig.update_yaxes(title_text="MOS", range=[1, 5.2], row=row, col=1)
     fig.update_layout(
         barmode="group",
-        height=950,
+        height=150 + 270 * len(panels),
         title_text="MOS per aspect and system (mean of per-stimulus medians, 95 % Student-t CI)",
         legend_title_text="System",
         template="plotly_white",
@@ -121,23 +145,27 @@ def figure4(mos: pd.DataFrame, *, original_system: str = "original") -> go.Figur
 def write_figure(
     fig: go.Figure, out_dir: Path, *, stem: str = "figure4", static: bool = True
 ) -> tuple[list[Path], list[str]]:
-    """Write ``stem``.html (plotly.js embedded) and, if kaleido is installed and ``static``, .png and .svg.
+    """Write ``stem``.html (plotly.js embedded), ``stem``.json (the figure) and, with kaleido, .png and .svg.
 
     Returns the paths written and the problems met on the way: a static
     export that kaleido cannot do is reported, not fatal, since the HTML
-    figure carries the same content.
+    figure carries the same content. Each file appears whole or not at all.
     """
     out_dir = Path(out_dir)
-    html = out_dir / f"{stem}.html"
-    fig.write_html(html, include_plotlyjs=True, full_html=True)
-    written, problems = [html], []
+    html = write_atomic(out_dir / f"{stem}.html", fig.to_html(include_plotlyjs=True, full_html=True))
+    spec = write_atomic(out_dir / f"{stem}.json", fig.to_json())
+    written, problems = [html, spec], []
     if static and kaleido_available():
         for ext in ("png", "svg"):
             path = out_dir / f"{stem}.{ext}"
+            tmp = out_dir / f".{stem}.tmp.{ext}"
             try:
-                fig.write_image(path)
+                fig.write_image(tmp, format=ext)
+                os.replace(tmp, path)
             except Exception as exc:  # kaleido may lack its browser engine; any failure is only reported
+                tmp.unlink(missing_ok=True)
                 problems.append(f"kaleido is installed but could not write {path.name}: {exc}")
             else:
                 written.append(path)
     return written, problems
+

@@ -9,7 +9,9 @@ No Django here.
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +98,9 @@ def analyse_ratings(
     csv → the same tables as .csv plus stimulus_medians.csv and ratings.csv
     (a CSV input copied as given; a DataFrame written after validation);
     latex → mos.tex, subjects.tex, significance.tex;
-    html → figure4.html (+ .png/.svg with kaleido). manifest.json always.
+    html → figure4.html and figure4.json (+ .png/.svg with kaleido), with
+    one panel per task in the ratings. manifest.json always. Every file is
+    written atomically (temporary file, then ``os.replace``).
 
     Raises AnalysisError (RatingsError, ExportError, ...) with a message that
     names the bad row, column or setting; non-fatal problems are returned in
@@ -154,16 +158,21 @@ def analyse_ratings(
             if source["kind"] == "csv":  # the raw file as given, byte for byte
                 target = out / "ratings.csv"
                 if not (target.exists() and target.samefile(Path(df_or_path))):  # type: ignore[arg-type]
-                    shutil.copyfile(Path(df_or_path), target)  # type: ignore[arg-type]
+                    fd, tmp = tempfile.mkstemp(dir=out, prefix=".ratings.csv.", suffix=".tmp")
+                    os.close(fd)
+                    try:
+                        shutil.copyfile(Path(df_or_path), tmp)  # type: ignore[arg-type]
+                        os.replace(tmp, target)
+                    finally:
+                        Path(tmp).unlink(missing_ok=True)
                 written.append(target)
             else:
                 written.append(exports.write_csv(ratings, out / "ratings.csv"))
         if "latex" in wanted:
             for name, fn in (("mos", exports.mos_latex), ("subjects", exports.subjects_latex),
                              ("significance", exports.significance_latex)):
-                path = out / f"{name}.tex"
-                path.write_text(fn(named[name], definitions=tables.DEFINITIONS), encoding="utf-8")
-                written.append(path)
+                written.append(exports.write_atomic(out / f"{name}.tex",
+                                                    fn(named[name], definitions=tables.DEFINITIONS)))
         if "html" in wanted:
             fig = figures.figure4(mos, original_system=cfg.original_system)
             paths, problems = figures.write_figure(fig, out)

@@ -6,4 +6,5 @@ app_name = "analysis"
 urlpatterns = [
     path("study/<int:pk>/", views.study_analysis, name="study"),
     path("study/<int:pk>/files/<str:name>", views.study_file, name="file"),
+    path("plotly-<str:version>.min.js", views.plotly_js, name="plotly"),
 ]

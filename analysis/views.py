@@ -1,56 +1,65 @@
-"""The analyst page of a study: interactive Figure 4, the tables, and every exported file."""
+"""The analyst page of a study: Figure 4 drawn inline, the tables, and every exported file.
+
+The results are computed once per state of the ratings (analysis.studies);
+a GET only reads and hashes the ratings, then serves the stored files.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+import plotly
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_GET
 
-from analysis.ratings import AnalysisError
-from analysis.report import analyse_ratings
-from analysis.studies import study_config, study_dir
+from analysis.studies import current_results
 from config.ranged import ranged_file_response, safe_path
 from listening.models import Study
-from listening.services import ratings_table
 
-
-def _load(out: Path, name: str) -> list[dict]:
-    path = out / name
-    return json.loads(path.read_text()) if path.is_file() else []
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
 @staff_member_required
+@require_GET
 def study_analysis(request, pk: int):
-    """Analyse the study's ratings as they stand now (a few seconds at most) and show the results."""
+    """The study's tables and Figure 4 for its ratings as they stand (stored results, computed on change)."""
     study = get_object_or_404(Study, pk=pk)
-    out = study_dir(study)
-    error, warnings = "", []
-    ratings = ratings_table(study)
-    if ratings.empty:
-        error = "No ratings yet: the tables appear once participants have submitted pages."
-    else:
-        try:
-            report = analyse_ratings(ratings, out, formats="json,csv,latex,html", config=study_config(study))
-            warnings = report.warnings
-        except AnalysisError as exc:
-            error = str(exc)
-    files = sorted(p.name for p in out.iterdir() if p.is_file()) if out.is_dir() and not error else []
+    results = current_results(study)
+    figure = results.load("figure4.json") or None
     context = {
-        "study": study, "error": error, "warnings": warnings, "files": files,
-        "mos": _load(out, "mos.json") if not error else [],
-        "subjects": _load(out, "subjects.json") if not error else [],
-        "significance": _load(out, "significance.json") if not error else [],
-        "has_figure": "figure4.html" in files,
+        "study": study, "error": results.error, "warnings": results.warnings, "files": results.files(),
+        "results_key": results.key,
+        "mos": results.load("mos.json"),
+        "subjects": results.load("subjects.json"),
+        "significance": results.load("significance.json"),
+        "figure": figure,
+        "has_figure": figure is not None,
+        "plotly_version": plotly.__version__,
     }
     return render(request, "analysis/study.html", context)
 
 
 @staff_member_required
+@require_GET
 def study_file(request, pk: int, name: str):
+    """One file of the study's current results (Range requests honoured)."""
     study = get_object_or_404(Study, pk=pk)
-    if "/" in name:
+    if "/" in name or name.startswith("."):
         raise Http404("no such file")
-    return ranged_file_response(request, safe_path(study_dir(study), name))
+    results = current_results(study)
+    if results.folder is None:
+        raise Http404(results.error or "no results")
+    return ranged_file_response(request, safe_path(results.folder, name))
+
+
+@staff_member_required
+@require_GET
+@cache_control(private=True, max_age=86400)
+def plotly_js(request, version: str):
+    """plotly.js as shipped with the installed plotly package (the URL names its version, for caching)."""
+    if version != plotly.__version__:
+        raise Http404("no such plotly version")
+    return ranged_file_response(request, PLOTLY_JS, content_type="text/javascript")

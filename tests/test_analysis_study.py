@@ -15,10 +15,10 @@ from tests.test_listening_world import full_answers
 pytest_plugins = ["tests.test_listening_world"]  # fixtures: world, generation_study
 
 
-def rate_everything(study, *, participants: int = 12) -> int:
-    """Participants rate until no page is left; each gives scores that vary by participant."""
+def rate_everything(study, *, participants: int = 12, first: int = 0) -> int:
+    """Participants p<first>.. rate until no page is left; each gives scores that vary by participant."""
     stored = 0
-    for n in range(participants):
+    for n in range(first, first + participants):
         p = services.start_participant(study, external_id=f"p{n}")
         services.save_questionnaire(p, listens_daily=n % 2 == 0, produces_music=n % 3 == 0)
         while (a := services.current_assignment(p)) is not None:
