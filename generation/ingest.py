@@ -10,6 +10,8 @@ engine without rewriting it.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -20,11 +22,14 @@ import numpy as np
 from tqdm import tqdm
 
 from generation.annotations import AnnotationError, BeatWindow, find_annotation
-from generation.audio import AudioError, audio_info, is_audio_file, load_audio, write_wav
+from generation.audio import AudioError, audio_info, is_audio_file, load_audio, store_audio, write_wav
+from generation.segments import SEGMENT_VERSION, SegmentError, Window, choose_windows, start_windows
 
 SEPARATORS = ("spleeter:4stems", "spleeter:2stems", "stems")
+SEGMENTS = ("start", "auto")  # what `ingest --segment` takes; annotated clips are the third method
 SAMPLE_RATE = 44100
 MIN_CLIP_S = 5.0
+MAX_SOURCE_S = 600.0  # `--segment auto` separates the whole recording; longer files are refused (s)
 
 
 class IngestError(ValueError):
@@ -32,8 +37,26 @@ class IngestError(ValueError):
 
 
 @dataclass(frozen=True)
+class WholeSeparation:
+    """A whole recording resampled to 44.1 kHz (`audio`) and its separated stems, in the staging folder.
+
+    `--segment auto` separates a recording once, chooses its windows, and cuts
+    every clip's audio and stems from these files (no second separation).
+    """
+
+    audio: Path
+    stems: object  # generation.separation.SeparatedStems (imported lazily: TensorFlow-free callers)
+
+
+@dataclass(frozen=True)
 class ClipPlan:
-    """What to cut from one source: `source` is an audio file, or a song folder of stems."""
+    """What to cut from one source: `source` is an audio file, or a song folder of stems.
+
+    `segment_method` says how `start_s` was chosen ('start', 'auto' or
+    'annotated', see generation.segments) and `segment_score` is the auto
+    choice's score (None otherwise). `whole` is set for auto clips of audio
+    files: the clip and its stems are cut from that separation.
+    """
 
     source: Path
     name: str
@@ -42,6 +65,9 @@ class ClipPlan:
     source_sha256: str
     segment_label: str = ""
     beat_window: BeatWindow | None = None
+    segment_method: str = "start"
+    segment_score: float | None = None
+    whole: WholeSeparation | None = field(default=None, compare=False, hash=False)
 
     @property
     def uid(self) -> str:
@@ -148,21 +174,50 @@ def clip_name(source: Path) -> str:
     return source.stem
 
 
-def plan_clips(source: Path, *, clip_seconds: float, annotations_dir: Path | None = None) -> list[ClipPlan]:
-    """The clips to cut from one source: a preview from the start, or the annotated verses and choruses."""
+def _check_counts(clip_seconds: float, clips_per_file: int) -> None:
     if clip_seconds < MIN_CLIP_S:
         raise IngestError(f"--clip-seconds must be at least {MIN_CLIP_S:g} s")
+    if int(clips_per_file) != clips_per_file or clips_per_file < 1:
+        raise IngestError(f"--clips-per-file must be a positive integer, got {clips_per_file!r}")
+
+
+def _source_facts(source: Path, clip_seconds: float) -> tuple[float, str, str]:
+    """(seconds, content hash, clip name) of a source; IngestError when it cannot give one clip."""
+    try:
+        info = audio_info(_reference_audio(source))
+    except AudioError as exc:
+        raise IngestError(str(exc)) from None
+    if min(clip_seconds, info.seconds) < MIN_CLIP_S:
+        raise IngestError(f"{source}: {info.seconds:.2f} s long; clips must last at least {MIN_CLIP_S:g} s")
+    return info.seconds, source_hash(source), clip_name(source)
+
+
+def _numbered(name: str, k: int, count: int) -> str:
+    """A clip's name: the source's, with -2, -3, ... for the later clips of one file."""
+    return name if k == 0 else f"{name}-{k + 1}"
+
+
+def plan_clips(
+    source: Path, *, clip_seconds: float, annotations_dir: Path | None = None, clips_per_file: int = 1
+) -> list[ClipPlan]:
+    """The clips to cut from one source: previews from the start, or the annotated verses and choruses.
+
+    Without annotations: `clips_per_file` consecutive windows of
+    `clip_seconds` from 0 s (the first may be shorter on a short file). For
+    `--segment auto` see `plan_auto_clips`.
+    """
+    _check_counts(clip_seconds, clips_per_file)
+    if annotations_dir is None:
+        seconds, digest, name = _source_facts(source, clip_seconds)
+        windows = start_windows(seconds, clip_seconds=clip_seconds, count=clips_per_file)
+        return [ClipPlan(source, _numbered(name, k, len(windows)), w.start_s, w.duration_s, digest)
+                for k, w in enumerate(windows)]
     try:
         info = audio_info(_reference_audio(source))
     except AudioError as exc:
         raise IngestError(str(exc)) from None
     digest = source_hash(source)
     name = clip_name(source)
-    if annotations_dir is None:
-        duration = min(clip_seconds, info.seconds)
-        if duration < MIN_CLIP_S:
-            raise IngestError(f"{source}: {info.seconds:.2f} s long; clips must last at least {MIN_CLIP_S:g} s")
-        return [ClipPlan(source, name, 0.0, round(duration, 6), digest)]
     try:
         annotation = find_annotation(annotations_dir, name)
     except AnnotationError as exc:
@@ -178,16 +233,184 @@ def plan_clips(source: Path, *, clip_seconds: float, annotations_dir: Path | Non
             continue
         plans.append(
             ClipPlan(source, f"{name}-{seg.label}{n}", round(seg.start_s, 6), round(end - seg.start_s, 6),
-                     digest, seg.label, window)
+                     digest, seg.label, window, segment_method="annotated")
         )
     if not plans:
         raise IngestError(f"{source}: no verse or chorus segment of at least {MIN_CLIP_S:g} s with beats")
     return plans
 
 
+# --- --segment auto ---------------------------------------------------------------------------
+
+def _choice_file(cache_dir: Path, digest: str, *, separator: str, clip_seconds: float) -> Path:
+    tag = separator.replace(":", "-")
+    return Path(cache_dir) / f"{digest[:32]}-{tag}-{clip_seconds:g}s-v{SEGMENT_VERSION}.json"
+
+
+def _read_choice(cache_dir: Path | None, digest: str, **key) -> list[Window] | None:
+    """The windows chosen before for this recording and these settings, or None (absent or unreadable)."""
+    if cache_dir is None:
+        return None
+    path = _choice_file(cache_dir, digest, **key)
+    try:
+        data = json.loads(path.read_text())
+        return [Window.from_dict(w) for w in data["windows"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_choice(cache_dir: Path | None, digest: str, windows: list[Window], **key) -> None:
+    if cache_dir is None:
+        return
+    path = _choice_file(cache_dir, digest, **key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    tmp.write_text(json.dumps({"version": SEGMENT_VERSION, **key, "windows": [w.to_dict() for w in windows]}))
+    os.replace(tmp, path)
+
+
+def _auto_plans(source: Path, name: str, digest: str, windows: list[Window], count: int,
+                whole: WholeSeparation | None) -> list[ClipPlan]:
+    return [ClipPlan(source, _numbered(name, k, count), w.start_s, w.duration_s, digest,
+                     segment_method="auto", segment_score=round(w.score, 6), whole=whole)
+            for k, w in enumerate(windows[:count])]
+
+
+def _all_windows(vocal: np.ndarray, rest: np.ndarray, *, clip_seconds: float) -> list[Window]:
+    """Every non-overlapping window the greedy choice yields, best first (the first N are any N's choice)."""
+    most = int(vocal.shape[-1] / SAMPLE_RATE // clip_seconds) + 1
+    return choose_windows(vocal, rest, sr=SAMPLE_RATE, clip_seconds=clip_seconds, count=most)
+
+
+def plan_auto_clips(
+    sources: list[Path],
+    staging: Path,
+    *,
+    separator: str,
+    clip_seconds: float,
+    clips_per_file: int = 1,
+    cache_dir: Path | None = None,
+    is_known: Callable[[ClipPlan], bool] = lambda plan: False,
+    progress: bool = True,
+    report: Callable[[Failure], None] = lambda f: None,
+) -> tuple[list[ClipPlan], int]:
+    """`--segment auto`: the `clips_per_file` best windows of each source (generation.segments); (plans, skipped).
+
+    Audio files are separated whole, once, in one Spleeter batch (into
+    `staging`); the windows are scored on the separated vocal and the rest,
+    and each clip's audio and stems are later cut from that separation by
+    `cut_clip`. Folders of stems (`separator` 'stems') are scored on their
+    own vocal stem. The choice is kept in `cache_dir` per recording and
+    settings, so a rerun whose clips are all stored (`is_known`) skips the
+    recording without separating it again; `skipped` counts those clips.
+    Failures are reported per source and the other sources go on.
+    """
+    from generation.separation import SeparationError, import_stems, separate
+
+    _check_counts(clip_seconds, clips_per_file)
+    key = {"separator": separator, "clip_seconds": float(clip_seconds)}
+    plans: list[ClipPlan] = []
+    skipped = 0
+    pending: list[tuple[Path, str, str]] = []
+    for source in sources:
+        try:
+            _, digest, name = _source_facts(source, clip_seconds)
+        except IngestError as exc:
+            report(Failure(source, str(exc)))
+            continue
+        cached = _read_choice(cache_dir, digest, **key)
+        if cached is not None:
+            mine = _auto_plans(source, name, digest, cached, clips_per_file, None)
+            if all(is_known(p) for p in mine):
+                skipped += len(mine)
+                continue
+        pending.append((source, digest, name))
+
+    chosen: list[tuple[Path, str, str, list[Window], WholeSeparation | None]] = []
+    if separator == "stems":
+        for source, digest, name in pending:
+            try:
+                stems = import_stems(source)
+                parts = {n: load_audio(p, sr=SAMPLE_RATE, min_seconds=MIN_CLIP_S, max_seconds=MAX_SOURCE_S,
+                                       allow_silent=True) for n, p in stems.raw.items()}
+                n = min(a.shape[1] for a in parts.values())
+                rest = np.sum([a[:, :n] for k, a in parts.items() if k != "vocals"], axis=0)
+                chosen.append((source, digest, name, _all_windows(parts["vocals"][:, :n], rest,
+                                                                  clip_seconds=clip_seconds), None))
+            except (AudioError, SeparationError, SegmentError, ValueError) as exc:
+                report(Failure(source, f"{source}: cannot choose its clips: {exc}"))
+    else:
+        wholes: list[tuple[Path, str, str, Path]] = []
+        for source, digest, name in pending:
+            folder = staging / "whole" / digest[:16]
+            try:
+                audio = load_audio(source, sr=SAMPLE_RATE, min_seconds=MIN_CLIP_S, max_seconds=MAX_SOURCE_S)
+                wholes.append((source, digest, name, write_wav(folder / "whole.wav", audio, sr=SAMPLE_RATE)))
+            except AudioError as exc:
+                report(Failure(source, str(exc)))
+        try:
+            results = separate([w[3] for w in wholes], [w[3].parent / "sep" for w in wholes], model=separator,
+                               progress=progress) if wholes else []
+        except SeparationError as exc:
+            for source, *_ in wholes:
+                report(Failure(source, f"{source}: {exc}"))
+            results = []
+        for (source, digest, name, audio), stems in zip(wholes, results):
+            try:
+                vocal = load_audio(stems.roles["vocal"], sr=SAMPLE_RATE, min_seconds=0.0, max_seconds=None,
+                                   allow_silent=True)
+                rest = sum(load_audio(stems.roles[r], sr=SAMPLE_RATE, min_seconds=0.0, max_seconds=None,
+                                      allow_silent=True) for r in ("harmonic", "percussion"))
+                windows = _all_windows(vocal, rest, clip_seconds=clip_seconds)
+            except (AudioError, SegmentError) as exc:
+                report(Failure(source, f"{source}: cannot choose its clips: {exc}"))
+                continue
+            chosen.append((source, digest, name, windows, WholeSeparation(audio, stems)))
+    for source, digest, name, windows, whole in chosen:
+        _write_choice(cache_dir, digest, windows, **key)
+        for plan in _auto_plans(source, name, digest, windows, clips_per_file, whole):
+            if is_known(plan):
+                skipped += 1
+            else:
+                plans.append(plan)
+    return plans, skipped
+
+
+def _cut_from_whole(plan: ClipPlan, folder: Path) -> PreparedClip:
+    """An auto clip: its audio and every stem cut from the whole recording's separation (same samples)."""
+    assert plan.whole is not None
+    stems = plan.whole.stems
+    cut: dict[Path, str] = {}  # whole-file stem -> the clip's file name (a role may share a raw stem's file)
+
+    def take(path: Path, target: Path, *, allow_silent: bool) -> str:
+        if path not in cut:
+            audio = load_audio(path, sr=SAMPLE_RATE, min_seconds=MIN_CLIP_S, max_seconds=None,
+                               start_s=plan.start_s, duration_s=plan.duration_s, allow_silent=allow_silent)
+            cut[path] = store_audio(target, audio, sr=SAMPLE_RATE).relative_to(folder).as_posix()
+        return cut[path]
+
+    audio_name = take(plan.whole.audio, folder / "clip", allow_silent=False)
+    info = audio_info(folder / audio_name)
+    prepared = PreparedClip(plan, folder, audio_name, SAMPLE_RATE, round(info.frames / SAMPLE_RATE, 6))
+    separator = stems.methods["vocal"]  # the vocal role is the separator's own vocals stem
+    for name, path in stems.raw.items():
+        prepared.stems.append((name, "raw", take(path, folder / "sep" / Path(path).stem, allow_silent=True),
+                               separator))
+    for role, path in stems.roles.items():
+        prepared.stems.append((role, "role", take(path, folder / "sep" / Path(path).stem, allow_silent=True),
+                               stems.methods[role]))
+    return prepared
+
+
 def cut_clip(plan: ClipPlan, folder: Path) -> PreparedClip:
-    """Load and validate the clip's audio and write it (float WAV, 44.1 kHz stereo) into `folder`."""
+    """Load and validate the clip's audio and store it (FLAC, 44.1 kHz stereo, see audio.store_audio) in `folder`.
+
+    Imported stems are stored with it; an auto clip takes its stems from the
+    whole recording's separation (`plan.whole`).
+    """
     folder.mkdir(parents=True, exist_ok=True)
+    if plan.whole is not None:
+        return _cut_from_whole(plan, folder)
     if plan.source.is_dir():
         from generation.separation import import_stems
 
@@ -199,10 +422,11 @@ def cut_clip(plan: ClipPlan, folder: Path) -> PreparedClip:
         length = min(a.shape[1] for a in loaded.values())
         parts = {name: a[:, :length] for name, a in loaded.items()}
         prepared = _write_clip(plan, folder, np.sum(list(parts.values()), axis=0).astype(np.float32))
+        files = {}
         for name, audio in parts.items():
-            write_wav(folder / f"{name}.wav", audio, sr=SAMPLE_RATE)
-            prepared.stems.append((name, "raw", f"{name}.wav", "stems"))
-        _write_roles(prepared, parts, "stems")
+            files[name] = store_audio(folder / name, audio, sr=SAMPLE_RATE).name
+            prepared.stems.append((name, "raw", files[name], "stems"))
+        _write_roles(prepared, parts, files, "stems")
         return prepared
     return _write_clip(plan, folder, _load(plan.source, plan))
 
@@ -213,19 +437,19 @@ def _load(path: Path, plan: ClipPlan, *, allow_silent: bool = False) -> np.ndarr
 
 
 def _write_clip(plan: ClipPlan, folder: Path, audio: np.ndarray) -> PreparedClip:
-    write_wav(folder / "clip.wav", audio, sr=SAMPLE_RATE)
-    return PreparedClip(plan, folder, "clip.wav", SAMPLE_RATE, round(audio.shape[1] / SAMPLE_RATE, 6))
+    name = store_audio(folder / "clip", audio, sr=SAMPLE_RATE).name
+    return PreparedClip(plan, folder, name, SAMPLE_RATE, round(audio.shape[1] / SAMPLE_RATE, 6))
 
 
 ROLE_SOURCES = {"vocal": ("vocals",), "harmonic": ("bass", "other"), "percussion": ("drums",)}
 
 
-def _write_roles(prepared: PreparedClip, parts: dict[str, np.ndarray], method: str) -> None:
+def _write_roles(prepared: PreparedClip, parts: dict[str, np.ndarray], files: dict[str, str], method: str) -> None:
     """Record the three role stems: vocal = vocals, harmonic = bass + other, percussion = drums.
 
-    A role made of one raw stem points at that stem's file (as the Spleeter path
-    does); only a sum of several gets a file of its own, `role-<role>.wav`. A 30 s
-    float stem is 10.6 MB, so a copy per single-stem role would cost a third more
+    A role made of one raw stem points at that stem's file `files[name]` (as
+    the Spleeter path does); only a sum of several gets a file of its own,
+    `role-<role>.flac`: a copy per single-stem role would cost a third more
     disk per clip for identical bytes.
     """
     for role, names in ROLE_SOURCES.items():
@@ -233,10 +457,10 @@ def _write_roles(prepared: PreparedClip, parts: dict[str, np.ndarray], method: s
         if not present:
             raise IngestError(f"{prepared.plan.source}: no {' or '.join(names)} stem for the {role} role")
         if len(present) == 1:
-            file = f"{present[0]}.wav"
+            file = files[present[0]]
         else:
-            file = f"role-{role}.wav"
-            write_wav(prepared.folder / file, np.sum([parts[n] for n in present], axis=0), sr=SAMPLE_RATE)
+            summed = np.sum([parts[n] for n in present], axis=0)
+            file = store_audio(prepared.folder / f"role-{role}", summed, sr=SAMPLE_RATE).name
         prepared.stems.append((role, "role", file, method))
 
 

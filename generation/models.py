@@ -45,6 +45,12 @@ class Clip(models.Model):
     sample_rate = models.PositiveIntegerField()
     audio_path = models.CharField(max_length=1024, help_text="Clip audio, relative to MEDIA_ROOT.")
     segment_label = models.CharField(max_length=64, blank=True)
+    segment_method = models.CharField(
+        max_length=16, default="start",
+        help_text="How start_s was chosen: start (the file's start), auto (ingest --segment auto: the best "
+                  "window by vocal activity, steady beat and loudness), annotated (a Harmonix segment).")
+    segment_score = models.FloatField(null=True, blank=True,
+                                      help_text="The auto choice's score (generation.segments), else empty.")
     key_label = models.CharField(max_length=16)
     tempo_bpm = models.FloatField()
     beats = models.JSONField(default=list, help_text="Beat times in seconds from the clip start.")

@@ -32,7 +32,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from generation.audio import is_audio_file, load_audio, write_wav
+from generation.audio import is_audio_file, load_audio, store_audio
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().with_name("spleeter_worker.py")
@@ -58,7 +58,7 @@ class SeparationError(Exception):
 
 @dataclass(frozen=True)
 class SeparatedStems:
-    """The stems of one clip: float WAV paths at 44.1 kHz.
+    """The stems of one clip: audio file paths at 44.1 kHz (FLAC as `generation.audio.store_audio` writes).
 
     raw: what the separator produced, by name ('vocals', 'drums', 'bass',
         'other' for 4 stems and imported stems; 'vocals', 'accompaniment' for
@@ -144,9 +144,12 @@ def separate(
     """Separate each input file into stems and roles with one Spleeter process for the whole batch.
 
     inputs[i] is separated into out_dirs[i] (created): raw stems as
-    `<name>.wav`, roles as `role-harmonic.wav` (4 stems: bass + other) or
-    `role-harmonic.wav` and `role-percussion.wav` (2 stems: HPSS of the
-    accompaniment); all 32-bit float stereo WAV at 44.1 kHz. `root` overrides
+    `<name>.flac`, roles as `role-harmonic.flac` (4 stems: bass + other) or
+    `role-harmonic.flac` and `role-percussion.flac` (2 stems: HPSS of the
+    accompaniment); stereo at 44.1 kHz, stored by `generation.audio.store_audio`
+    (integer FLAC, or float WAV for a file with samples beyond full scale).
+    The worker hands over 32-bit float WAVs; roles are computed from those
+    float samples, then every file is stored compactly. `root` overrides
     MODEL_PATH. Raises SeparationError when the weights or the Spleeter
     interpreter are missing, or when a file could not be separated.
     """
@@ -239,16 +242,19 @@ def _read_stereo(path: Path) -> np.ndarray:
     return np.repeat(data, 2, axis=0) if data.shape[0] == 1 else data
 
 
+def _compact(raw: dict[str, Path]) -> dict[str, Path]:
+    """Store the worker's float WAV stems compactly (store_audio); the WAVs are replaced."""
+    return {name: store_audio(path, _read_stereo(path), sr=SR) for name, path in raw.items()}
+
+
 def _roles_from_4stems(raw: dict[str, Path], out_dir: Path) -> SeparatedStems:
     missing = {"vocals", "drums", "bass", "other"} - raw.keys()
     if missing:
         raise SeparationError(f"{out_dir}: Spleeter 4stems produced no {', '.join(sorted(missing))} stem")
     harmonic = _read_stereo(raw["bass"]) + _read_stereo(raw["other"])
-    roles = {
-        "vocal": raw["vocals"],
-        "harmonic": write_wav(out_dir / "role-harmonic.wav", harmonic, sr=SR),
-        "percussion": raw["drums"],
-    }
+    harmonic_path = store_audio(out_dir / "role-harmonic", harmonic, sr=SR)
+    raw = _compact(raw)
+    roles = {"vocal": raw["vocals"], "harmonic": harmonic_path, "percussion": raw["drums"]}
     return SeparatedStems(raw, roles, {r: "spleeter:4stems" for r in ROLES}, dict(ROLE_SOURCES))
 
 
@@ -258,10 +264,11 @@ def _roles_from_2stems(raw: dict[str, Path], out_dir: Path) -> SeparatedStems:
         raise SeparationError(f"{out_dir}: Spleeter 2stems produced no {', '.join(sorted(missing))} stem")
     harmonic, percussion = split_accompaniment(_read_stereo(raw["accompaniment"]), sr=SR)
     roles = {
-        "vocal": raw["vocals"],
-        "harmonic": write_wav(out_dir / "role-harmonic.wav", harmonic, sr=SR),
-        "percussion": write_wav(out_dir / "role-percussion.wav", percussion, sr=SR),
+        "harmonic": store_audio(out_dir / "role-harmonic", harmonic, sr=SR),
+        "percussion": store_audio(out_dir / "role-percussion", percussion, sr=SR),
     }
+    raw = _compact(raw)
+    roles = {"vocal": raw["vocals"], **roles}
     methods = {"vocal": "spleeter:2stems", "harmonic": HPSS_METHOD, "percussion": HPSS_METHOD}
     sources = {"vocal": ("vocals",), "harmonic": ("accompaniment",), "percussion": ("accompaniment",)}
     return SeparatedStems(raw, roles, methods, sources)
@@ -339,7 +346,7 @@ def import_stems(folder: Path, *, out_dir: Path | None = None) -> SeparatedStems
     common variants (MUSDB: vocals/drums/bass/other; also vocal, vox, voice,
     drum, percussion, rest, …); a mixture file is ignored. Vocals and drums
     are required; the harmonic role needs bass or other (or both). With two
-    harmonic files the role is their sum, written as `out_dir/role-harmonic.wav`
+    harmonic files the role is their sum, stored as `out_dir/role-harmonic.flac`
     when `out_dir` is given (read with `load_audio`, so bad audio raises
     AudioError); without `out_dir` that role is left out of `roles`, and
     `role_sources` says which raw stems make it. Methods are all 'stems'.
@@ -367,6 +374,6 @@ def import_stems(folder: Path, *, out_dir: Path | None = None) -> SeparatedStems
         parts = [load_audio(raw[n], sr=SR, min_seconds=0.0, max_seconds=None, allow_silent=True)
                  for n in sources["harmonic"]]
         length = min(p.shape[1] for p in parts)
-        roles["harmonic"] = write_wav(Path(out_dir) / "role-harmonic.wav", sum(p[:, :length] for p in parts), sr=SR)
+        roles["harmonic"] = store_audio(Path(out_dir) / "role-harmonic", sum(p[:, :length] for p in parts), sr=SR)
     return SeparatedStems(raw, roles, {r: "stems" for r in ROLES}, sources)
 

@@ -13,11 +13,13 @@ from django.conf import settings
 from django.db import transaction
 
 from generation.ingest import (
+    SEGMENTS,
     ClipPlan,
     Failure,
     IngestError,
     PreparedClip,
     discover_sources,
+    plan_auto_clips,
     plan_clips,
     prepare_clips,
 )
@@ -35,6 +37,11 @@ def db_folder(db_name: str) -> Path:
     return Path(settings.MEDIA_ROOT) / "mashupdb" / db_name
 
 
+def segment_cache_dir() -> Path:
+    """Where `--segment auto` keeps each recording's chosen windows (small JSON files), under MEDIA_ROOT."""
+    return Path(settings.MEDIA_ROOT) / "cache" / "segments"
+
+
 def ingest(
     paths: list[Path],
     *,
@@ -42,37 +49,57 @@ def ingest(
     separator: str = "spleeter:4stems",
     clip_seconds: float = 30.0,
     annotations_dir: Path | None = None,
+    segment: str = "start",
+    clips_per_file: int = 1,
     jobs: int = 1,
     progress: bool = True,
     say: Callable[[str], None] = print,
 ) -> IngestReport:
-    """Add every new clip of `paths` to MashupDB `db_name`; stored clips are skipped (resumable)."""
+    """Add every new clip of `paths` to MashupDB `db_name`; stored clips are skipped (resumable).
+
+    `segment` 'start' cuts `clips_per_file` consecutive clips from each file's
+    start; 'auto' separates each file whole and keeps its `clips_per_file`
+    best non-overlapping windows (generation.segments). With `annotations_dir`
+    the annotated verses and choruses are the clips, whatever `segment` says.
+    """
     report = IngestReport()
 
     def fail(failure: Failure) -> None:
         report.failures.append(failure)
         say(f"error: {failure.message}")
 
+    if segment not in SEGMENTS:
+        raise IngestError(f"unknown segment method {segment!r}; choose one of {', '.join(SEGMENTS)}")
     sources, failures = discover_sources(paths, separator=separator)
     for f in failures:
         fail(f)
     db = MashupDB.objects.filter(name=db_name).first()
     known = set(Clip.objects.filter(db=db).values_list("source_sha256", "start_s")) if db else set()
-    plans: list[ClipPlan] = []
-    for source in sources:
-        try:
-            for plan in plan_clips(source, clip_seconds=clip_seconds, annotations_dir=annotations_dir):
-                if (plan.source_sha256, plan.start_s) in known:
-                    report.skipped += 1
-                else:
-                    plans.append(plan)
-        except IngestError as exc:
-            fail(Failure(source, str(exc)))
-    if not plans:
-        return report
+
+    def is_known(plan: ClipPlan) -> bool:
+        return (plan.source_sha256, plan.start_s) in known
+
     media = Path(settings.MEDIA_ROOT)
     staging = media / ".staging" / uuid.uuid4().hex
     try:
+        plans: list[ClipPlan] = []
+        if segment == "auto" and annotations_dir is None:
+            plans, report.skipped = plan_auto_clips(
+                sources, staging, separator=separator, clip_seconds=clip_seconds, clips_per_file=clips_per_file,
+                cache_dir=segment_cache_dir(), is_known=is_known, progress=progress, report=fail)
+        else:
+            for source in sources:
+                try:
+                    for plan in plan_clips(source, clip_seconds=clip_seconds, annotations_dir=annotations_dir,
+                                           clips_per_file=clips_per_file):
+                        if is_known(plan):
+                            report.skipped += 1
+                        else:
+                            plans.append(plan)
+                except IngestError as exc:
+                    fail(Failure(source, str(exc)))
+        if not plans:
+            return report
         prepared = prepare_clips(plans, staging, separator=separator, jobs=jobs, progress=progress, report=fail)
         for clip in prepared:
             try:
@@ -105,6 +132,8 @@ def _store(clip: PreparedClip, db_name: str) -> Clip:
                 sample_rate=clip.sample_rate,
                 audio_path=(rel / clip.audio_name).as_posix(),
                 segment_label=clip.plan.segment_label,
+                segment_method=clip.plan.segment_method,
+                segment_score=clip.plan.segment_score,
                 key_label=clip.key_label,
                 tempo_bpm=clip.tempo_bpm,
                 beats=clip.beats,
@@ -141,7 +170,26 @@ def clip_record(clip: Clip) -> dict:
         "beats_per_bar": clip.beats_per_bar,
         "analysis_source": clip.analysis_source,
         "segment_label": clip.segment_label,
+        "segment_method": clip.segment_method,
+        "segment_score": clip.segment_score,
         "stems": {s.name: str(s.file) for s in stems if s.kind == Stem.Kind.ROLE},
         "raw_stems": {s.name: str(s.file) for s in stems if s.kind == Stem.Kind.RAW},
         "methods": {s.name: s.method for s in stems if s.kind == Stem.Kind.ROLE},
     }
+
+
+def db_disk_usage(db_name: str) -> int:
+    """Bytes on disk of a MashupDB's clips (audio and stems, each file once); 0 for an unknown or empty DB.
+
+    Renders and caches are not counted: they belong to candidates and can be
+    made again from these files.
+    """
+    clips = Clip.objects.filter(db__name=db_name).prefetch_related("stems")
+    seen: set[Path] = set()
+    total = 0
+    for clip in clips:
+        for path in (clip.audio_file, *(s.file for s in clip.stems.all())):
+            if path not in seen and path.is_file():
+                seen.add(path)
+                total += path.stat().st_size
+    return total

@@ -81,6 +81,7 @@ _MIN_TEMPO_BPM = 40.0
 _MAX_TEMPO_BPM = 240.0
 _MIN_SECONDS = 4.0
 _MAX_SECONDS = 600.0
+_MIN_VOCAL_S = 2.0  # a late vocal still sings at least this long (s), so the vocal stem is never silent
 _PEAK = 0.89  # peak of the mix and of every stem after scaling (full scale = 1)
 _FADE_OUT_S = 0.05
 _TAIL_S = 1.0  # MIDI is rendered this much longer than the song, then cut
@@ -135,6 +136,10 @@ class SongSpec:
     `seconds` is the length of every written file; `seed` drives every random
     choice (progression, instruments, patterns, melody, words, start offset).
     `name` becomes the folder name and must be a plain file name.
+    `vocal_entry_s` (seconds, default 0): the vocal is silent before its first
+    downbeat at or after this time, as in songs whose intro has no voice (the
+    case `ingest --segment auto` must handle); the accompaniment and every
+    random choice stay as they are for the same seed.
     """
 
     name: str
@@ -143,6 +148,7 @@ class SongSpec:
     beats_per_bar: int
     seconds: float
     seed: int
+    vocal_entry_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.name or self.name in (".", "..") or "/" in self.name or "\\" in self.name:
@@ -157,10 +163,12 @@ class SongSpec:
             raise SongError(f"seconds must be in {_MIN_SECONDS:g}..{_MAX_SECONDS:g}, got {self.seconds}")
         if int(self.seed) != self.seed or self.seed < 0:
             raise SongError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not 0.0 <= float(self.vocal_entry_s) <= float(self.seconds) - _MIN_VOCAL_S:
+            raise SongError(f"vocal_entry_s must be in 0..seconds - {_MIN_VOCAL_S:g} s, got {self.vocal_entry_s}")
 
     def to_dict(self) -> dict:
-        """JSON-ready form (key as its label)."""
-        return {
+        """JSON-ready form (key as its label); `vocal_entry_s` only when it is set, so older truth files match."""
+        data = {
             "name": self.name,
             "key": self.key.label,
             "tempo_bpm": float(self.tempo_bpm),
@@ -168,6 +176,9 @@ class SongSpec:
             "seconds": float(self.seconds),
             "seed": int(self.seed),
         }
+        if self.vocal_entry_s:
+            data["vocal_entry_s"] = float(self.vocal_entry_s)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "SongSpec":
@@ -180,6 +191,7 @@ class SongSpec:
                 beats_per_bar=int(data["beats_per_bar"]),
                 seconds=float(data["seconds"]),
                 seed=int(data["seed"]),
+                vocal_entry_s=float(data.get("vocal_entry_s", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise SongError(f"invalid song spec {data!r}: {exc}") from exc
@@ -376,7 +388,10 @@ def plan_song(spec: SongSpec) -> SongPlan:
 
     One chord per bar following a 4-bar progression (repeated); drums mark the
     metre (kick on 1, snare on the back beats, crash at each phrase start);
-    the vocal sings a chord tone on most beats and always on the downbeat.
+    the vocal sings a chord tone on most beats and always on the downbeat,
+    from the first downbeat at or after `spec.vocal_entry_s` (the words before
+    it are planned and dropped, so the random stream, and with it the rest of
+    the song, is the same as without a late entry).
     """
     rng = np.random.default_rng(spec.seed)
     beat_s = 60.0 / float(spec.tempo_bpm)
@@ -455,6 +470,11 @@ def plan_song(spec: SongSpec) -> SongPlan:
             word = _WORDS[int(rng.integers(len(_WORDS)))]
             vocals.append(VocalEvent(t, 0.92 * beat_s, word, melody_pitch, 1.0 if beat == 0 else 0.8))
 
+    if spec.vocal_entry_s:
+        entry_s = next((t for t in downbeats if t >= spec.vocal_entry_s - 1e-9), math.inf)
+        vocals = [ev for ev in vocals if ev.onset_s >= entry_s - 1e-9]
+        if not vocals:
+            raise SongError(f"{spec.name}: no downbeat after vocal_entry_s={spec.vocal_entry_s:g} s to start the vocal")
     return SongPlan(
         spec=spec,
         start_s=start_s,

@@ -5,7 +5,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from generation.models import Clip, MashupDB
-from generation.services import clip_record
+from generation.services import clip_record, db_disk_usage
 
 
 class Command(BaseCommand):
@@ -28,6 +28,9 @@ class Command(BaseCommand):
         for r in records:
             self.stdout.write(
                 f"{r['id']:>5}  {r['name'][:40]:<40} {r['key']:<9} {r['tempo_bpm']:7.2f} BPM  "
-                f"{r['beats_per_bar']}/4  {r['duration_s']:6.2f} s  {','.join(sorted(r['stems']))}"
+                f"{r['beats_per_bar']}/4  {r['duration_s']:6.2f} s from {r['start_s']:7.2f} s "
+                f"({r['segment_method']})  {','.join(sorted(r['stems']))}"
             )
-        self.stdout.write(f"{len(records)} clips in {db.name}")
+        size = db_disk_usage(db.name)
+        per_clip = f", {size / len(records) / 1e6:.1f} MB per clip" if records else ""
+        self.stdout.write(f"{len(records)} clips in {db.name}, {size / 1e6:.1f} MB on disk{per_clip}")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from generation.ingest import SEPARATORS
+from generation.ingest import SEGMENTS, SEPARATORS, IngestError
 from generation.services import ingest
 
 
@@ -19,22 +19,33 @@ class Command(BaseCommand):
         parser.add_argument("--clip-seconds", type=float, default=30.0, help="Clip length in seconds (default 30).")
         parser.add_argument("--annotations", type=Path, default=None,
                             help="Harmonix-style folder (beats_and_downbeats/, segments/): verses and choruses become clips.")
+        parser.add_argument("--segment", default="start", choices=SEGMENTS,
+                            help="Where to cut: 'start' (from 0 s, default) or 'auto' (separate the whole file and "
+                                 "take the windows with the most vocal, a steady beat and the most energy).")
+        parser.add_argument("--clips-per-file", type=int, default=1,
+                            help="Clips per file (default 1): with auto the N best non-overlapping windows, "
+                                 "with start N consecutive ones.")
         parser.add_argument("--jobs", type=int, default=2, help="Processes for analysis (default 2).")
         parser.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
 
     def handle(self, *args, **opts):
         if opts["annotations"] is not None and not opts["annotations"].is_dir():
             raise CommandError(f"{opts['annotations']}: annotation folder not found")
-        report = ingest(
-            opts["paths"],
-            db_name=opts["db"],
-            separator=opts["separator"],
-            clip_seconds=opts["clip_seconds"],
-            annotations_dir=opts["annotations"],
-            jobs=max(1, opts["jobs"]),
-            progress=not opts["no_progress"],
-            say=lambda line: self.stderr.write(line),
-        )
+        try:
+            report = ingest(
+                opts["paths"],
+                db_name=opts["db"],
+                separator=opts["separator"],
+                clip_seconds=opts["clip_seconds"],
+                annotations_dir=opts["annotations"],
+                segment=opts["segment"],
+                clips_per_file=opts["clips_per_file"],
+                jobs=max(1, opts["jobs"]),
+                progress=not opts["no_progress"],
+                say=lambda line: self.stderr.write(line),
+            )
+        except IngestError as exc:
+            raise CommandError(str(exc)) from None
         self.stdout.write(
             f"{opts['db']}: {len(report.added)} clips added, {report.skipped} already present, "
             f"{len(report.failures)} failed"
