@@ -19,7 +19,12 @@ ASPECTS: tuple[str, ...] = ("overall", "harmony", "rhythm", "timbre", "innovatio
 COLUMNS: tuple[str, ...] = (
     "task", "page", "participant", "stimulus", "system", "group", "query", "aspect", "score",
     "heard_before", "seconds", "listens_daily", "produces_music",
+    "external_id", "completion_code", "plays", "speeder_page", "gold_failed", "speeder_pages", "straightliner",
+    "excluded", "exclusion_reason",
 )
+"""The analysis reads the first thirteen (its contract); the rest let an experimenter check payments and quality:
+external id (Prolific PID), completion code, plays of this clip (browser's count), whether this page was a
+speeder page, the participant's quality flags (listening.quality) and whether / why they are excluded."""
 DESIGN_COLUMNS: tuple[str, ...] = (
     "study", "task", "seed", "page", "position", "query", "stimulus", "candidate", "system", "group", "rank", "score",
 )
@@ -46,6 +51,15 @@ class RatingRow:
     seconds: float
     listens_daily: str
     produces_music: str
+    external_id: str = ""
+    completion_code: str = ""
+    plays: int = 0
+    speeder_page: str = ""
+    gold_failed: int = 0
+    speeder_pages: int = 0
+    straightliner: str = ""
+    excluded: str = ""
+    exclusion_reason: str = ""
 
 
 def yes_no(value: bool | None) -> str:

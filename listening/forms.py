@@ -44,41 +44,45 @@ class DesignForm(forms.Form):
                                      label="Audio participants download")
 
 
-def parse_page_form(data, *, require_full_play: bool) -> PageAnswers:
+def parse_page_form(data, *, require_full_play: bool = False) -> PageAnswers:
     """Validate a submitted page form (a QueryDict or mapping of single values).
 
     Fields: clip1_<aspect>, clip2_<aspect> for the five aspects (integers
-    1..5), heard_before (yes|no), plays1/plays2 and ended1/ended2 (written by
-    the page's script). Anything else is refused, so a malformed or tampered
-    request stores nothing.
+    1..5, clip 1 = the clip shown first), heard_before (yes|no), plays1/plays2
+    (written by the page's script). Anything else is refused, so a malformed
+    or tampered request stores nothing. Each problem is reported against its
+    question (ParticipantError.field_errors).
+
+    `require_full_play` is accepted for older callers and ignored: whether a
+    clip was heard whole is the server's own record (`flow.missing_plays`),
+    never a flag the browser sends.
     """
     allowed = {f"clip{n}_{a}" for n in (1, 2) for a in ASPECTS} | {
         "heard_before", "plays1", "plays2", "ended1", "ended2", "csrfmiddlewaretoken"}
     extra = sorted(set(data.keys()) - allowed)
     if extra:
         raise ParticipantError(f"Unexpected field(s): {', '.join(extra)[:200]}.", status=400)
-    problems = []
+    problems: dict[str, str] = {}
     scores: dict[int, dict[str, int]] = {0: {}, 1: {}}
     for n in (1, 2):
         for aspect in ASPECTS:
-            raw = data.get(f"clip{n}_{aspect}")
+            name = f"clip{n}_{aspect}"
+            raw = data.get(name)
             if raw is None or str(raw).strip() == "":
-                problems.append(f"Clip {n}: please rate {aspect}.")
+                problems[name] = f"Clip {n}: please rate {aspect}."
                 continue
             raw = str(raw).strip()
             if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 5:
-                problems.append(f"Clip {n}: {aspect} must be a whole number from 1 to 5, got {raw[:20]!r}.")
+                problems[name] = f"Clip {n}: {aspect} must be a whole number from 1 to 5, got {raw[:20]!r}."
                 continue
             scores[n - 1][aspect] = int(raw)
     heard = data.get("heard_before")
     if heard not in ("yes", "no"):
-        problems.append("Please say whether you had heard this vocal melody before.")
+        problems["heard_before"] = "Please say whether you had heard this vocal melody before."
     plays = []
     for n in (1, 2):
         raw = str(data.get(f"plays{n}", "0") or "0")
         plays.append(int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 7 else 0)
-        if require_full_play and data.get(f"ended{n}") != "1":
-            problems.append(f"Clip {n}: please listen to the whole clip before rating it.")
     if problems:
-        raise ParticipantError(" ".join(problems), status=400)
+        raise ParticipantError(" ".join(problems.values()), status=400, field_errors=problems)
     return PageAnswers(scores=scores, heard_before=heard == "yes", plays=plays)

@@ -7,7 +7,12 @@ concurrent gunicorn workers on SQLite or PostgreSQL:
   0..k-1, unique per page (an expired reservation gives its slot up);
 * nobody gets a page twice: (participant, page) is unique;
 * a page's answers are stored once: one PageResponse per assignment, one
-  Rating per (participant, stimulus, aspect).
+  Rating per (participant, stimulus, aspect);
+* a participant holds at most one live reservation: (participant) is unique
+  among reserved assignments;
+* an external id (a Prolific PID) names one participant per study;
+* an answer saved as it is clicked is one Answer per (assignment, stimulus,
+  aspect), overwritten by a later click, committed as Ratings by the submit.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ def _token() -> str:
 
 
 def _completion_code() -> str:
-    return secrets.token_hex(4).upper()
+    """64 random bits as 16 hex digits: unguessable, one per participant (payment checks)."""
+    return secrets.token_hex(8).upper()
 
 
 class Study(models.Model):
@@ -53,7 +59,6 @@ class Study(models.Model):
     reservation_s = models.PositiveIntegerField(default=20 * 60, help_text="A reserved page goes to someone else after this.")
     require_full_play = models.BooleanField(default=False, help_text="Unlock a clip's questions only after it played to the end.")
     public_token = models.CharField(max_length=32, unique=True, default=_token, help_text="In the participant link.")
-    completion_code = models.CharField(max_length=16, default=_completion_code)
     created_at = models.DateTimeField(auto_now_add=True)
     locked_at = models.DateTimeField(null=True, blank=True, help_text="First rating: the design cannot change any more.")
 
@@ -70,11 +75,21 @@ class Study(models.Model):
 
 
 class Page(models.Model):
-    """Two stimuli that share a vocal, rated together; `index` is its place in the design."""
+    """Two stimuli that share a vocal, rated together; `index` is its place in the design.
+
+    A gold page (quality control) holds a vocal's original beside its unmatched
+    key-and-tempo candidate; it is not part of the design's k ratings per page,
+    every participant may get it, and its ratings are not exported.
+    """
+
+    class Kind(models.TextChoices):
+        TEST = "test"
+        GOLD = "gold"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="pages")
     index = models.PositiveIntegerField()
     query = models.PositiveIntegerField(null=True, blank=True, help_text="Retrieval: the query number.")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.TEST)
 
     class Meta:
         ordering = ["study", "index"]
@@ -138,7 +153,16 @@ class Participant(models.Model):
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="participants")
     token = models.CharField(max_length=32, unique=True, default=_token)
     seed = models.BigIntegerField(help_text="Seeds this participant's page order.")
-    external_id = models.CharField(max_length=128, blank=True, help_text="e.g. a Prolific PID.")
+    external_id = models.CharField(max_length=128, blank=True, help_text="e.g. a Prolific PID (or ?pid=).")
+    external_study = models.CharField(max_length=128, blank=True, help_text="Prolific STUDY_ID.")
+    external_session = models.CharField(max_length=128, blank=True, help_text="Prolific SESSION_ID.")
+    client_key = models.CharField(max_length=64, blank=True, db_index=True,
+                                  help_text="Keyed hash of the client's IP address (rate limit); not the address.")
+    completion_code = models.CharField(max_length=32, unique=True, default=_completion_code)
+    flags = models.JSONField(default=dict, blank=True,
+                             help_text="Quality control: see listening.quality.Flags.as_dict().")
+    excluded = models.BooleanField(default=False, help_text="Excluded from the analysis by the study's rules.")
+    exclusion_reason = models.CharField(max_length=300, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
     consented_at = models.DateTimeField()
     listens_daily = models.BooleanField(null=True, blank=True)
@@ -149,6 +173,10 @@ class Participant(models.Model):
 
     class Meta:
         ordering = ["study", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "external_id"], condition=~models.Q(external_id=""),
+                                    name="one_participant_per_external_id"),
+        ]
 
     def __str__(self) -> str:
         return f"participant {self.pk} of {self.study.name}"
@@ -169,7 +197,13 @@ class Assignment(models.Model):
     reserved_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     shown_at = models.DateTimeField(null=True, blank=True, help_text="First time the page was served (timing starts).")
+    active_at = models.DateTimeField(null=True, blank=True,
+                                     help_text="Last sign of life (audio served, answer saved): keeps the reservation.")
     done_at = models.DateTimeField(null=True, blank=True)
+    swapped = models.BooleanField(default=False, help_text="Shown right-to-left: clip 1 is position 1.")
+    media_key = models.CharField(max_length=32, unique=True, default=_token,
+                                 help_text="In this page's audio URLs: differs per participant and page.")
+    heard_draft = models.CharField(max_length=3, blank=True, help_text="'yes'/'no' as clicked, before the submit.")
 
     class Meta:
         ordering = ["participant", "reserved_at"]
@@ -177,6 +211,8 @@ class Assignment(models.Model):
             models.UniqueConstraint(fields=["participant", "page"], name="one_assignment_per_participant_page"),
             models.UniqueConstraint(fields=["page", "slot"], condition=models.Q(slot__isnull=False),
                                     name="one_live_assignment_per_page_slot"),
+            models.UniqueConstraint(fields=["participant"], condition=models.Q(state="reserved"),
+                                    name="one_live_reservation_per_participant"),
         ]
         indexes = [models.Index(fields=["state", "expires_at"])]
 
@@ -192,6 +228,7 @@ class PageResponse(models.Model):
     seconds = models.FloatField(help_text="From the page first being served to its submission, server-side.")
     plays = models.JSONField(default=list, help_text="Play count per position, as the browser reported it.")
     submitted_at = models.DateTimeField()
+    flags = models.JSONField(default=dict, blank=True, help_text="Per page: speeder, gold_passed (gold pages).")
 
     def __str__(self) -> str:
         return f"response to {self.assignment}"
@@ -217,3 +254,42 @@ class Rating(models.Model):
 
     def __str__(self) -> str:
         return f"{self.participant_id} {self.stimulus_id} {self.aspect}={self.score}"
+
+
+class Answer(models.Model):
+    """One answer as it was clicked, before the page is submitted: restored on reload, committed by the submit."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="answers")
+    stimulus = models.ForeignKey(Stimulus, on_delete=models.CASCADE, related_name="+")
+    aspect = models.CharField(max_length=16, choices=Rating.Aspect.choices)
+    score = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(5)])
+    answered_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["assignment", "stimulus", "aspect"]
+        constraints = [
+            models.UniqueConstraint(fields=["assignment", "stimulus", "aspect"], name="one_answer_per_aspect"),
+            models.CheckConstraint(condition=models.Q(score__gte=1, score__lte=5), name="answer_score_1_to_5"),
+        ]
+
+    def __str__(self) -> str:
+        return f"draft {self.assignment_id} {self.stimulus_id} {self.aspect}={self.score}"
+
+
+class Delivery(models.Model):
+    """The bytes of one stimulus file the server handed to one participant's page (full play, checked server-side)."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="deliveries")
+    stimulus = models.ForeignKey(Stimulus, on_delete=models.CASCADE, related_name="+")
+    size = models.PositiveBigIntegerField(help_text="Bytes in the file as served.")
+    ranges = models.JSONField(default=list, help_text="Merged [start, end) byte ranges served.")
+    requests = models.PositiveIntegerField(default=0)
+    complete = models.BooleanField(default=False, help_text="Every byte served at least once.")
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        constraints = [models.UniqueConstraint(fields=["assignment", "stimulus"], name="one_delivery_per_stimulus")]
+
+    def __str__(self) -> str:
+        return f"delivery {self.assignment_id}/{self.stimulus_id} {'complete' if self.complete else 'partial'}"

@@ -10,31 +10,73 @@ from __future__ import annotations
 import secrets
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 
 from generation.models import Candidate, MashupDB
 from listening import design as pure
 from listening.design import DesignError
+from listening.delivery import DeliveryError, page_frames, source_info
 from listening.models import Page, Stimulus, StimulusLabel, Study
+from listening.quality import QualityError, QualityRules
 from listening.stimuli import STIMULUS_FORMATS, StimulusError, write_stimulus
 from scoring.models import Score, System
 
 
 @dataclass(frozen=True)
 class StudySettings:
-    """How the study runs (not what it shows)."""
+    """How the study runs (not what it shows); all of it is recorded in the study's config.
+
+    completion_url: where a finished participant is sent (``{code}`` and
+    ``{pid}`` are replaced by their completion code and external id), e.g.
+    ``https://app.prolific.com/submissions/complete?cc={code}``; empty: none.
+    max_participants: participants the study admits (0: twice the number the
+    design needs, plus 10). client_limit: new participants per client (IP
+    address) per hour. first_activity_s: a reserved page nobody plays or
+    answers within this many seconds goes back to the pool (a scripted burst
+    cannot hold pages for the whole reservation).
+    """
 
     ratings_per_page: int = 3
     pages_per_participant: int = 10
     reservation_minutes: float = 20.0
     require_full_play: bool = False
-    audio_format: str = "flac"  # what participants download: listening.stimuli.STIMULUS_FORMATS
+    audio_format: str = "flac"  # how stimuli are stored: listening.stimuli.STIMULUS_FORMATS (served: delivery)
+    completion_url: str = ""
+    max_participants: int = 0
+    client_limit: int = 10
+    first_activity_s: int = 180
+    quality: QualityRules = field(default_factory=QualityRules)
+
+    def as_config(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, study: Study) -> StudySettings:
+        """A stored study's settings: its config (older studies: the defaults), the model's fields on top."""
+        cfg = dict(study.config or {})
+        known = {k: cfg[k] for k in cls.__dataclass_fields__ if k in cfg and k != "quality"}
+        known.update(ratings_per_page=study.ratings_per_page, pages_per_participant=study.pages_per_participant,
+                     reservation_minutes=study.reservation_s / 60, require_full_play=study.require_full_play)
+        return cls(**known, quality=QualityRules.from_config(cfg))
 
     def check(self) -> None:
+        if self.completion_url and not (self.completion_url.startswith(("https://", "http://"))
+                                        and len(self.completion_url) <= 500 and self.completion_url.isprintable()
+                                        and " " not in self.completion_url):
+            raise DesignError(f"the completion URL must be an http(s) address without spaces, got "
+                              f"{self.completion_url[:80]!r}")
+        if self.max_participants < 0 or self.client_limit < 1 or self.first_activity_s < 10:
+            raise DesignError("participant limits: at most N participants (N >= 0), at least 1 new participant per "
+                              "client per hour, at least 10 s to start a page")
+        try:
+            self.quality.check()
+        except QualityError as exc:
+            raise DesignError(str(exc)) from None
         if self.audio_format not in STIMULUS_FORMATS:
             raise DesignError(f"unknown audio format {self.audio_format!r}; choose one of {', '.join(STIMULUS_FORMATS)}")
         if self.ratings_per_page < 1:
@@ -89,14 +131,74 @@ def _prepare_study(name: str, task: str) -> None:
     existing.delete()
 
 
+def _gold_pairs(vocal_ids: set[int], *, study_settings: StudySettings, n_pages: int, seed: int) -> list[tuple[int, int]]:
+    """(original, unmatched key-and-tempo) candidate ids for the gold pages, one vocal each, drawn with `seed`.
+
+    As many as a participant can meet (one per `gold_every` pages, plus one),
+    and no more than the vocals that have both versions rendered.
+    """
+    every = study_settings.quality.gold_every
+    if every < 2:
+        return []
+    originals = _originals(vocal_ids)
+    negatives: dict[int, int] = {}
+    for cid, vid, mix in (Candidate.objects.filter(condition=Candidate.Condition.UNMATCHED_BOTH,
+                                                   vocal_clip_id__in=list(originals))
+                          .exclude(mix_path="").order_by("id").values_list("id", "vocal_clip_id", "mix_path")):
+        if (Path(settings.MEDIA_ROOT) / mix).is_file():
+            negatives.setdefault(vid, cid)
+    vocals = sorted(negatives)
+    if not vocals:
+        raise DesignError("gold pages need, for some vocal of the study, its original and its unmatched key-and-tempo "
+                          "candidate rendered: there are none (generate and render unmatched candidates, or set "
+                          "gold pages to 0)")
+    steps = min(study_settings.pages_per_participant, n_pages)
+    wanted = -(-steps // (every - 1)) + 1
+    order = np.random.default_rng([seed, 808]).permutation(len(vocals))
+    return [(originals[vocals[i]], negatives[vocals[i]]) for i in order[:wanted]]
+
+
+def _add_page(study: Study, *, index: int, kind: str, query: int | None, stimuli: list[tuple]) -> None:
+    """One page and its two stimulus files; stimuli: (candidate, design key, query, labels) left to right.
+
+    Both clips of a page must share sample rate and channels, so that their
+    served files (listening.delivery) have the same byte length.
+    """
+    page = Page.objects.create(study=study, index=index, query=query, kind=kind)
+    media = Path(settings.MEDIA_ROOT)
+    paths = []
+    for position, (cand, key, stim_query, labels) in enumerate(stimuli):
+        token = secrets.token_urlsafe(18)
+        try:
+            path = write_stimulus(cand.media("mix_path"), media / "studies" / str(study.pk) / token,
+                                  audio_format=study.config.get("audio_format", "flac"))
+        except StimulusError as exc:
+            raise DesignError(f"candidate {cand.pk}: {exc}") from None
+        paths.append(path)
+        stim = Stimulus.objects.create(page=page, position=position, candidate=cand, vocal_clip_id=cand.vocal_clip_id,
+                                       token=token, audio_path=path.relative_to(media).as_posix(), query=stim_query,
+                                       design_key=key)
+        StimulusLabel.objects.bulk_create(
+            StimulusLabel(stimulus=stim, system=lab.system, group=lab.group, rank=lab.rank, score=lab.score)
+            for lab in labels)
+    try:
+        page_frames([source_info(p) for p in paths])
+    except DeliveryError as exc:
+        raise DesignError(f"page {index}: {exc}") from None
+
+
 def _store_design(*, name: str, plan: pure.Design, config: dict, study_settings: StudySettings) -> Study:
-    """Write the design's rows and the stimuli's opaque audio files, all or nothing."""
+    """Write the design's rows and the stimuli's opaque audio files (and the gold pages), all or nothing."""
     cands = Candidate.objects.in_bulk({s.candidate_id for s in plan.stimuli})
     for spec in plan.stimuli:
         cand = cands[spec.candidate_id]
         mix = cand.media("mix_path")
         if mix is None or not mix.is_file():
             raise DesignError(f"candidate {cand.pk} ({cand.condition}) is not rendered: render candidates first")
+    gold = _gold_pairs({c.vocal_clip_id for c in cands.values()}, study_settings=study_settings,
+                       n_pages=len(plan.pages), seed=plan.seed)
+    gold_cands = Candidate.objects.in_bulk([c for pair in gold for c in pair])
+    config = {**config, "gold_pages": len(gold)}
     study = None
     try:
         with transaction.atomic():
@@ -108,25 +210,15 @@ def _store_design(*, name: str, plan: pure.Design, config: dict, study_settings:
                 require_full_play=study_settings.require_full_play,
             )
             for page_spec in plan.pages:
-                page = Page.objects.create(study=study, index=page_spec.index, query=page_spec.query)
-                for position, key in enumerate((page_spec.left, page_spec.right)):
+                stimuli = []
+                for key in (page_spec.left, page_spec.right):
                     spec = plan.stimulus(key)
-                    cand = cands[spec.candidate_id]
-                    token = secrets.token_urlsafe(18)
-                    media = Path(settings.MEDIA_ROOT)
-                    try:
-                        path = write_stimulus(cand.media("mix_path"), media / "studies" / str(study.pk) / token,
-                                              audio_format=study_settings.audio_format)
-                    except StimulusError as exc:
-                        raise DesignError(f"candidate {cand.pk}: {exc}") from None
-                    rel = path.relative_to(media).as_posix()
-                    stim = Stimulus.objects.create(page=page, position=position, candidate=cand,
-                                                   vocal_clip_id=cand.vocal_clip_id, token=token, audio_path=rel,
-                                                   query=spec.query, design_key=spec.key)
-                    StimulusLabel.objects.bulk_create(
-                        StimulusLabel(stimulus=stim, system=lab.system, group=lab.group, rank=lab.rank, score=lab.score)
-                        for lab in spec.labels
-                    )
+                    stimuli.append((cands[spec.candidate_id], spec.key, spec.query, spec.labels))
+                _add_page(study, index=page_spec.index, kind=Page.Kind.TEST, query=page_spec.query, stimuli=stimuli)
+            first = max((p.index for p in plan.pages), default=-1) + 1
+            for j, (original, negative) in enumerate(gold):
+                _add_page(study, index=first + j, kind=Page.Kind.GOLD, query=None,
+                          stimuli=[(gold_cands[original], 0, None, []), (gold_cands[negative], 0, None, [])])
     except BaseException:
         if study is not None and study.pk:
             shutil.rmtree(Path(settings.MEDIA_ROOT) / "studies" / str(study.pk), ignore_errors=True)
@@ -166,7 +258,7 @@ def design_generation_study(
     plan = pure.generation_design(scores=scores, original_of=original_of, top_n=top_n, bottom_n=bottom_n, seed=seed)
     _prepare_study(name, "generation")
     config = {"task": "generation", "db": db_name, "systems": [s.name for s in chosen], "top_n": top_n,
-              "bottom_n": bottom_n, "seed": seed, **study_settings.__dict__}
+              "bottom_n": bottom_n, "seed": seed, **study_settings.as_config()}
     return _store_design(name=name, plan=plan, config=config, study_settings=study_settings)
 
 
@@ -218,7 +310,7 @@ def design_retrieval_study(
     _prepare_study(name, "retrieval")
     config = {"task": "retrieval", "query_db": query_db, "candidate_db": candidate_db,
               "systems": [s.name for s in chosen], "n_queries": n_queries, "n_candidates": n_candidates,
-              "seed": seed, "query_vocal_clips": vocals, **study_settings.__dict__}
+              "seed": seed, "query_vocal_clips": vocals, **study_settings.as_config()}
     return _store_design(name=name, plan=plan, config=config, study_settings=study_settings)
 
 

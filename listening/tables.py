@@ -1,4 +1,8 @@
-"""A study's design and ratings as tables and JSON (the Django side of the pure `listening.export`)."""
+"""A study's design and ratings as tables and JSON (the Django side of the pure `listening.export`).
+
+Gold pages (quality control) are in the design export with group ``gold``;
+their ratings are not in the ratings export (their stimuli carry no system).
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ def design_rows(study: Study) -> list[dict]:
                 "study": study.name, "task": study.task, "seed": study.seed, "page": stim.page.index,
                 "position": stim.position, "query": "" if stim.query is None else stim.query, "stimulus": stim.pk,
                 "candidate": stim.candidate_id, "system": lab.system if lab else "",
-                "group": lab.group if lab else "filler", "rank": lab.rank if lab and lab.rank else "",
+                "group": lab.group if lab else ("gold" if stim.page.kind == "gold" else "filler"), "rank": lab.rank if lab and lab.rank else "",
                 "score": lab.score if lab and lab.score is not None else "",
             })
     return rows
@@ -66,12 +70,19 @@ def ratings_table(study: Study) -> pd.DataFrame:
         response = responses[rating.assignment_id]
         part = rating.participant
         stim = rating.stimulus
+        flags = part.flags or {}
         for lab in labels.get(stim.pk, []):
             rows.append(RatingRow(
                 task=study.task, page=stim.page.index, participant=str(part.pk), stimulus=f"{stim.pk}/{lab.system}",
                 system=lab.system, group=export_group(lab.group), query="" if stim.query is None else str(stim.query),
                 aspect=rating.aspect, score=rating.score, heard_before=yes_no(response.heard_before),
                 seconds=response.seconds, listens_daily=yes_no(part.listens_daily),
-                produces_music=yes_no(part.produces_music),
+                produces_music=yes_no(part.produces_music), external_id=part.external_id,
+                completion_code=part.completion_code,
+                plays=int((response.plays or [0, 0])[stim.position]) if len(response.plays or []) > stim.position else 0,
+                speeder_page=yes_no((response.flags or {}).get("speeder")),
+                gold_failed=int(flags.get("gold_failed", 0)), speeder_pages=int(flags.get("speeder_pages", 0)),
+                straightliner=yes_no(flags.get("straightliner")), excluded=yes_no(part.excluded),
+                exclusion_reason=part.exclusion_reason,
             ))
     return ratings_frame(rows)

@@ -14,5 +14,6 @@ urlpatterns = [
     path("p/<str:token>/", views.participant_home, name="participant"),
     path("p/<str:token>/questionnaire/", views.questionnaire, name="questionnaire"),
     path("p/<str:token>/page/<int:assignment_id>/", views.submit, name="submit"),
-    path("p/<str:token>/audio/<str:stimulus_token>", views.audio, name="audio"),
+    path("p/<str:token>/page/<int:assignment_id>/answer/", views.answer, name="answer"),
+    path("p/<str:token>/clip/<str:media_key>/<int:clip>", views.clip, name="clip"),
 ]

@@ -2,31 +2,32 @@
 
 Every refusal is a clear 4xx page and stores nothing. A participant is known
 only by the opaque token in their link (also kept in a signed cookie per
-study, so the study link resumes too); stimulus audio is served under the
-participant's link and a random per-stimulus token, and only to the
-participant holding that page.
+study, so the study link resumes too, and by their external id). A page's
+clips are served under that page's own random key, only to the participant
+holding it (listening.media); answers are saved as they are clicked.
 """
 
 from __future__ import annotations
 
 import functools
-from pathlib import Path
+from urllib.parse import quote
 
-from django.conf import settings
 from django.core.signing import BadSignature
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from config.ranged import ranged_file_response, safe_path
-from listening import services
+from listening import flow, media, studies, tables
 from listening.design import DesignError
 from listening.export import ASPECTS
-from listening.forms import ConsentForm, DesignForm, QuestionnaireForm
-from listening.models import Assignment, Participant, Stimulus, Study
-from listening.services import ParticipantError
-from listening.stimuli import CONTENT_TYPES
+from listening.flow import ComeBackLater, ParticipantError
+from listening.forms import ConsentForm, DesignForm, QuestionnaireForm, parse_page_form
+from listening.models import Assignment, Participant, Study
+from listening.quality import session_pages
+from listening.studies import StudySettings
 
 ASPECT_TEXT = {
     "harmony": ("Harmony", "Harmonic compatibility between the vocals and the music."),
@@ -56,25 +57,91 @@ def _participant(token: str) -> Participant:
 
 
 def participant_view(view):
-    """Resolve the token and turn ParticipantError into its clear 4xx page."""
+    """Turn ParticipantError into its clear page (JSON for the answer endpoint), with Retry-After when known."""
 
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
         try:
             return view(request, *args, **kwargs)
         except ParticipantError as exc:
-            return _error(request, exc.message, exc.status)
+            if request.path.endswith("/answer/"):
+                response = JsonResponse({"error": exc.message}, status=exc.status)
+            else:
+                response = _error(request, exc.message, exc.status)
+            if exc.retry_after_s:
+                response["Retry-After"] = str(exc.retry_after_s)
+            return response
 
     return wrapper
 
 
 # --------------------------------------------------------------------------- participants
 
+MAX_FORM_BYTES = 16 * 1024
+FORM_TYPES = ("", "application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def small_form(view):
+    """Participant POSTs: a small form body (16 KB) or 413/415 *before* anything reads it, then the CSRF check.
+
+    The CSRF middleware would otherwise parse the body first (a 30 MB
+    multipart part on the open consent form was accepted), so the view is
+    exempt from the middleware and runs the same check itself, after the size
+    and type checks.
+    """
+    protected = csrf_protect(view)
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.method == "POST":
+            ctype = request.content_type or ""
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = MAX_FORM_BYTES + 1
+            if length > MAX_FORM_BYTES:
+                return _error(request, "This request is too large.", 413)
+            if ctype not in FORM_TYPES:
+                return _error(request, "Please submit the form from the study page.", 415)
+        return protected(request, *args, **kwargs)
+
+    return csrf_exempt(wrapper)
+
+
+def _client_ip(request: HttpRequest) -> str:
+    """The peer address (REMOTE_ADDR); a proxy's X-Forwarded-For is not trusted, anyone can write it."""
+    return request.META.get("REMOTE_ADDR", "")[:64]
+
+
+def _external_ids(request: HttpRequest) -> dict[str, str]:
+    """PROLIFIC_PID (or ?pid=), STUDY_ID and SESSION_ID from the link, or from the consent form carrying them."""
+    def pick(*names):
+        for name in names:
+            value = request.GET.get(name) or request.POST.get(name)
+            if value:
+                return value
+        return ""
+    return {"external_id": flow.clean_external_id(pick("PROLIFIC_PID", "pid")),
+            "external_study": flow.clean_external_id(pick("STUDY_ID", "study_id")),
+            "external_session": flow.clean_external_id(pick("SESSION_ID", "session_id"))}
+
+
+def _resume(participant: Participant) -> HttpResponse:
+    response = redirect("listening:participant", token=participant.token)
+    response.set_signed_cookie(_cookie(participant.study), participant.token, salt="listening",
+                               max_age=60 * 60 * 24 * 60, httponly=True, samesite="Lax")
+    return response
+
 
 @require_http_methods(["GET", "POST"])
+@small_form
 @participant_view
 def entry(request: HttpRequest, public_token: str) -> HttpResponse:
-    """The participant link: information and consent; resumes a participant who already started."""
+    """The participant link: information and consent; resumes a participant who already started.
+
+    The same external id (PROLIFIC_PID / pid) returns to its own participant,
+    from any browser: a Prolific rater who switches device keeps their pages.
+    """
     study = Study.objects.filter(public_token=public_token).first()
     if study is None:
         raise ParticipantError("There is no study at this address. Please check the link you were given.", status=404)
@@ -84,117 +151,159 @@ def entry(request: HttpRequest, public_token: str) -> HttpResponse:
         token = None
     if token and Participant.objects.filter(token=token, study=study).exists():
         return redirect("listening:participant", token=token)
-    services.require_open(study)
-    external_id = (request.GET.get("PROLIFIC_PID") or request.GET.get("pid") or request.POST.get("pid") or "").strip()
+    ids = _external_ids(request)
+    if ids["external_id"]:
+        known = Participant.objects.filter(study=study, external_id=ids["external_id"]).first()
+        if known is not None:
+            return _resume(known)
+    flow.require_open(study)
     form = ConsentForm(request.POST if request.method == "POST" else None)
+    context = {"study": study, "form": form, **ids}
     if request.method == "POST":
         if not form.is_valid():
-            return render(request, "listening/consent.html", {"study": study, "form": form, "pid": external_id},
-                          status=400)
-        participant = services.start_participant(study, external_id=external_id,
-                                                 user_agent=request.headers.get("User-Agent", ""))
-        response = redirect("listening:participant", token=participant.token)
-        response.set_signed_cookie(_cookie(study), participant.token, salt="listening", max_age=60 * 60 * 24 * 60,
-                                   httponly=True, samesite="Lax", secure=request.is_secure())
-        return response
-    return render(request, "listening/consent.html", {"study": study, "form": form, "pid": external_id})
+            return render(request, "listening/consent.html", context, status=400)
+        participant = flow.start_participant(study, **ids, user_agent=request.headers.get("User-Agent", ""),
+                                             client_ip=_client_ip(request))
+        return _resume(participant)
+    return render(request, "listening/consent.html", context)
 
 
 @require_GET
 @participant_view
 def participant_home(request: HttpRequest, token: str) -> HttpResponse:
-    """Where a participant is now: questionnaire, their current page, or the thanks page."""
+    """Where a participant is now: questionnaire, their current page, come back later, or the thanks page."""
     participant = _participant(token)
     study = participant.study
     if participant.finished_at is not None:
         return _thanks(request, participant)
-    services.require_open(study)
+    live = participant.assignments.filter(state=Assignment.State.RESERVED, expires_at__gte=timezone.now()).first()
+    if live is None or study.state != Study.State.CLOSED:
+        flow.require_open(study)
     if participant.questionnaire_at is None:
         return render(request, "listening/questionnaire.html",
                       {"participant": participant, "form": QuestionnaireForm()})
-    assignment = services.current_assignment(participant)
+    try:
+        assignment = flow.current_assignment(participant) if study.state == Study.State.OPEN else \
+            Assignment.objects.select_related("page").get(pk=live.pk)
+    except ComeBackLater as exc:
+        response = render(request, "listening/come_back.html", {"participant": participant, "message": exc.message,
+                                                                 "retry_after_s": exc.retry_after_s})
+        response["Retry-After"] = str(exc.retry_after_s)
+        return response
     if assignment is None:
         return _thanks(request, participant)
     return _render_page(request, participant, assignment)
 
 
+def completion_url(participant: Participant) -> str:
+    """The study's completion URL with ``{code}`` and ``{pid}`` filled in (URL-encoded); '' when none is set."""
+    template = StudySettings.of(participant.study).completion_url
+    if not template:
+        return ""
+    return template.replace("{code}", quote(participant.completion_code, safe="")).replace(
+        "{pid}", quote(participant.external_id, safe=""))
+
+
 def _thanks(request: HttpRequest, participant: Participant) -> HttpResponse:
     done = participant.assignments.filter(state=Assignment.State.DONE).count()
     return render(request, "listening/thanks.html",
-                  {"participant": participant, "study": participant.study, "done": done})
+                  {"participant": participant, "study": participant.study, "done": done,
+                   "completion_url": completion_url(participant) if done else ""})
 
 
-def _render_page(request, participant, assignment, *, values=None, message="", status=200) -> HttpResponse:
+def _render_page(request, participant, assignment, *, values=None, message="", field_errors=None,
+                 status=200) -> HttpResponse:
     study = participant.study
-    stimuli = list(assignment.page.stimuli.order_by("position"))
+    saved = flow.saved_answers(assignment)
+    values = {**saved, **{k: v for k, v in (values or {}).items() if isinstance(v, str)}}
+    field_errors = field_errors or {}
+    missing = flow.missing_plays(assignment) if study.require_full_play else {}
     clips = []
-    for stim in stimuli:
-        n = stim.position + 1
+    for n in (1, 2):
         clips.append({
             "n": n,
-            "url": reverse("listening:audio", kwargs={"token": participant.token, "stimulus_token": stim.token}),
+            "url": reverse("listening:clip", kwargs={"token": participant.token, "media_key": assignment.media_key,
+                                                     "clip": n}),
+            "error": field_errors.get(f"clip{n}", ""),
+            "locked": f"clip{n}" in missing,
             "aspects": [{"key": a, "name": ASPECT_TEXT[a][0], "text": ASPECT_TEXT[a][1], "field": f"clip{n}_{a}",
-                         "value": (values or {}).get(f"clip{n}_{a}", "")} for a in ASPECT_ORDER],
+                         "value": values.get(f"clip{n}_{a}", ""), "error": field_errors.get(f"clip{n}_{a}", "")}
+                        for a in ASPECT_ORDER],
         })
     done = participant.assignments.filter(state=Assignment.State.DONE).count()
-    total = min(study.pages_per_participant, study.pages.count())
+    total = max(done + 1, session_pages(
+        test_pages=min(study.pages_per_participant, study.pages.filter(kind="test").count()),
+        gold_every=StudySettings.of(study).quality.gold_every, gold_pages=study.pages.filter(kind="gold").count()))
     return render(request, "listening/page.html", {
         "participant": participant, "study": study, "assignment": assignment, "clips": clips, "scale": SCALE,
-        "number": done + 1, "total": total, "heard": (values or {}).get("heard_before", ""), "message": message,
+        "number": done + 1, "total": total, "heard": values.get("heard_before", ""), "message": message,
+        "errors": field_errors, "heard_error": field_errors.get("heard_before", ""),
+        "answer_url": reverse("listening:answer", kwargs={"token": participant.token,
+                                                          "assignment_id": assignment.pk}),
     }, status=status)
 
 
 @require_POST
+@small_form
 @participant_view
 def questionnaire(request: HttpRequest, token: str) -> HttpResponse:
     participant = _participant(token)
-    services.require_open(participant.study)
+    flow.require_open(participant.study)
     form = QuestionnaireForm(request.POST)
     if not form.is_valid():
         return render(request, "listening/questionnaire.html", {"participant": participant, "form": form}, status=400)
     if participant.questionnaire_at is None:
-        services.save_questionnaire(participant, listens_daily=form.cleaned_data["listens_daily"] == "yes",
-                                    produces_music=form.cleaned_data["produces_music"] == "yes")
+        flow.save_questionnaire(participant, listens_daily=form.cleaned_data["listens_daily"] == "yes",
+                                produces_music=form.cleaned_data["produces_music"] == "yes")
     return redirect("listening:participant", token=token)
 
 
 @require_POST
+@small_form
 @participant_view
 def submit(request: HttpRequest, token: str, assignment_id: int) -> HttpResponse:
-    """Store one page's answers (once), then go on to the next page (303)."""
+    """Commit one page's answers (once), then go on to the next page (302)."""
     participant = _participant(token)
     assignment = Assignment.objects.filter(pk=assignment_id, participant=participant).select_related("page").first()
     if assignment is None:
         raise ParticipantError("This page is not one of yours.", status=404)
-    services.require_open(participant.study)
     if assignment.state == Assignment.State.DONE:
         return redirect("listening:participant", token=token)  # replay or back button: already stored, keep it
     try:
-        answers = services.parse_page_form(request.POST, require_full_play=participant.study.require_full_play)
+        answers = parse_page_form(request.POST)
+        flow.submit_page(participant, assignment.pk, answers)
     except ParticipantError as exc:
-        if assignment.state != Assignment.State.RESERVED or exc.status != 400:
+        if assignment.state != Assignment.State.RESERVED or exc.status != 400 or not exc.field_errors:
             raise
         return _render_page(request, participant, assignment, values=request.POST, message=exc.message,
-                            status=400)
-    services.submit_page(participant, assignment.pk, answers)
+                            field_errors=exc.field_errors, status=400)
     return redirect("listening:participant", token=token)
+
+
+@require_POST
+@small_form
+@participant_view
+def answer(request: HttpRequest, token: str, assignment_id: int) -> HttpResponse:
+    """One answer as it is clicked (fields ``field`` and ``value``): 204 when saved; JSON error otherwise."""
+    participant = _participant(token)
+    extra = set(request.POST.keys()) - {"field", "value", "csrfmiddlewaretoken"}
+    if extra:
+        raise ParticipantError("Unexpected field(s).", status=400)
+    flow.save_answer(participant, assignment_id, field_name=request.POST.get("field", ""),
+                     value=request.POST.get("value", ""))
+    return HttpResponse(status=204)
 
 
 @require_GET
 @participant_view
-def audio(request: HttpRequest, token: str, stimulus_token: str) -> HttpResponse:
-    """A stimulus' audio, with Range support, only for the participant who holds its page."""
+def clip(request: HttpRequest, token: str, media_key: str, clip: int) -> HttpResponse:
+    """Clip 1 or 2 of the participant's reserved page, under that page's own URL (listening.media)."""
     participant = _participant(token)
-    stim = Stimulus.objects.filter(token=stimulus_token, page__assignments__participant=participant).first()
-    if stim is None:
+    assignment = (Assignment.objects.filter(media_key=media_key, participant=participant)
+                  .select_related("page__study").first())
+    if assignment is None or clip not in (1, 2) or assignment.state != Assignment.State.RESERVED:
         raise ParticipantError("No such clip.", status=404)
-    try:
-        path = safe_path(Path(settings.MEDIA_ROOT), stim.audio_path)
-    except Http404:
-        raise ParticipantError("This clip's audio is missing on the server.", status=404) from None
-    response = ranged_file_response(request, path, content_type=CONTENT_TYPES.get(path.suffix))
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return media.serve_clip(request, assignment, clip)
 
 
 # --------------------------------------------------------------------------- experimenters
@@ -225,7 +334,7 @@ def dashboard(request: HttpRequest, pk: int) -> HttpResponse:
     study = get_object_or_404(Study, pk=pk)
     link = request.build_absolute_uri(reverse("listening:entry", kwargs={"public_token": study.public_token}))
     return render(request, "listening/dashboard.html", {
-        "study": study, "progress": services.progress(study), "participant_link": link,
+        "study": study, "progress": flow.progress(study), "participant_link": link,
         "analysis_url": f"/analysis/study/{study.pk}/", "error": request.GET.get("error", "")[:300],
     })
 
@@ -235,7 +344,7 @@ def dashboard(request: HttpRequest, pk: int) -> HttpResponse:
 def set_state(request: HttpRequest, pk: int) -> HttpResponse:
     study = get_object_or_404(Study, pk=pk)
     try:
-        services.set_state(study, request.POST.get("state", ""))
+        studies.set_state(study, request.POST.get("state", ""))
     except DesignError as exc:
         return _error(request, str(exc), 400)
     return redirect("listening:dashboard", pk=pk)
@@ -246,9 +355,9 @@ def set_state(request: HttpRequest, pk: int) -> HttpResponse:
 def design_export(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
     study = get_object_or_404(Study, pk=pk)
     if fmt == "json":
-        response = HttpResponse(services.design_json(study), content_type="application/json")
+        response = HttpResponse(tables.design_json(study), content_type="application/json")
     else:
-        response = HttpResponse(services.design_table(study).to_csv(index=False), content_type="text/csv")
+        response = HttpResponse(tables.design_table(study).to_csv(index=False), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{study.name}-design.{fmt}"'
     return response
 
@@ -257,7 +366,7 @@ def design_export(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
 @experimenter_view
 def ratings_export(request: HttpRequest, pk: int) -> HttpResponse:
     study = get_object_or_404(Study, pk=pk)
-    response = HttpResponse(services.ratings_table(study).to_csv(index=False), content_type="text/csv")
+    response = HttpResponse(tables.ratings_table(study).to_csv(index=False), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{study.name}-ratings.csv"'
     return response
 
@@ -269,12 +378,12 @@ def new_study(request: HttpRequest) -> HttpResponse:
     form = DesignForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
-        study_settings = services.StudySettings(
+        study_settings = StudySettings(
             ratings_per_page=d["ratings_per_page"], pages_per_participant=d["pages_per_participant"],
             reservation_minutes=d["reservation_minutes"], require_full_play=d["require_full_play"],
             audio_format=d["audio_format"])
         try:
-            study = services.design_study(
+            study = studies.design_study(
                 task=d["task"], name=d["name"], db_name=d["db"], systems_text=d["systems"],
                 candidate_db=d["candidate_db"], top_n=d["top_n"], bottom_n=d["bottom_n"],
                 n_queries=d["n_queries"], n_candidates=d["n_candidates"], seed=d["seed"],

@@ -1,8 +1,11 @@
 """The participant flow over HTTP, and hostile requests: each gets a clear 4xx and stores nothing."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.utils import timezone
 
 from listening.models import Assignment, PageResponse, Participant, Rating, Stimulus, Study
 from tests.test_listening_world import full_answers
@@ -47,7 +50,8 @@ def test_a_participant_rates_pages_and_gets_the_completion_code(client, generati
         r = client.post(f"/study/p/{token}/page/{a.pk}/", full_answers(number))
         assert r.status_code == 302
     r = client.get(f"/study/p/{token}/")
-    assert generation_study.completion_code in r.content.decode()
+    p.refresh_from_db()
+    assert len(p.completion_code) == 16 and p.completion_code in r.content.decode()
     assert Rating.objects.filter(participant=p).count() == 3 * 10
     assert sorted(set(Rating.objects.values_list("score", flat=True))) == [1, 2, 3]
     assert Participant.objects.get(pk=p.pk).finished_at is not None
@@ -62,15 +66,22 @@ def test_the_study_link_resumes_a_started_participant(client, started):
     assert _current(token).pk == assignment.pk  # a refresh keeps the same page
 
 
-def test_audio_is_served_with_ranges_under_opaque_urls(client, started, world):
+def test_audio_is_served_with_ranges_under_per_page_urls(client, started, world):
     token, assignment = started
     html = client.get(f"/study/p/{token}/").content.decode()
-    for stim in assignment.page.stimuli.all():
-        url = f"/study/p/{token}/audio/{stim.token}"
+    for n in (1, 2):
+        url = f"/study/p/{token}/clip/{assignment.media_key}/{n}"
         assert url in html
+        whole = client.get(url)
+        body = b"".join(whole.streaming_content)
+        assert whole.status_code == 200 and whole["Content-Type"] == "audio/wav" and body[:4] == b"RIFF"
         r = client.get(url, HTTP_RANGE="bytes=0-99")
-        assert r.status_code == 206 and b"".join(r.streaming_content) == stim.audio_file.read_bytes()[:100]
-        assert r["Content-Type"] == "audio/flac" and stim.audio_file.read_bytes()[:4] == b"fLaC"
+        assert r.status_code == 206 and b"".join(r.streaming_content) == body[:100]
+        assert r["Content-Range"] == f"bytes 0-99/{len(body)}"
+        r = client.get(url, HTTP_RANGE="bytes=-10")
+        assert b"".join(r.streaming_content) == body[-10:]
+    for stim in assignment.page.stimuli.all():
+        assert stim.token not in html  # the stored file's name never reaches the browser
     assert 'name="clip1_harmony"' in html and "excellent" in html and "<label" in html
 
 
@@ -159,6 +170,7 @@ def test_a_missing_csrf_token_is_refused(generation_study):
 def test_a_closed_or_draft_study_refuses_participants(client, started, generation_study):
     token, a = started
     Study.objects.filter(pk=generation_study.pk).update(state="closed")
+    Assignment.objects.filter(pk=a.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     r = client.post(f"/study/p/{token}/page/{a.pk}/", full_answers())
     assert r.status_code == 410 and "closed" in r.content.decode()
     assert client.get(f"/study/p/{token}/").status_code == 410
@@ -167,6 +179,20 @@ def test_a_closed_or_draft_study_refuses_participants(client, started, generatio
     assert r.status_code == 403 and "not open yet" in r.content.decode()
     assert Client().post(f"/study/s/{generation_study.public_token}/", {"consent": "on"}).status_code == 403
     assert _nothing_stored() and Participant.objects.count() == 1
+
+
+def test_a_study_closed_mid_page_still_takes_the_page_being_rated(client, started, generation_study):
+    token, a = started
+    client.post(f"/study/p/{token}/page/{a.pk}/answer/", {"field": "clip1_harmony", "value": "2"})
+    Study.objects.filter(pk=generation_study.pk).update(state="closed")
+    html = client.get(f"/study/p/{token}/").content.decode()
+    assert f"/page/{a.pk}/" in html  # the rater still sees their page, answer kept
+    assert client.post(f"/study/p/{token}/page/{a.pk}/answer/", {"field": "clip1_rhythm", "value": "3"}).status_code \
+        == 204
+    assert client.post(f"/study/p/{token}/page/{a.pk}/", full_answers(4)).status_code == 302
+    assert Rating.objects.filter(assignment=a).count() == 10
+    assert client.get(f"/study/p/{token}/").status_code == 410  # but no new page
+    assert Assignment.objects.filter(participant__token=token).count() == 1
 
 
 def test_a_replayed_submit_stores_once_and_back_cannot_overwrite(client, started):
@@ -222,13 +248,24 @@ def test_admin_lists_every_listening_model(client, generation_study):
         assert client.get(f"/admin/listening/{model}/").status_code == 200
 
 
-def test_full_play_rule_is_enforced_when_on(client, generation_study):
+def test_full_play_is_checked_on_the_server_and_names_the_missing_clip(client, generation_study):
     Study.objects.filter(pk=generation_study.pk).update(require_full_play=True)
     token = _start(client, generation_study)
     client.get(f"/study/p/{token}/")
     a = _current(token)
-    r = client.post(f"/study/p/{token}/page/{a.pk}/", full_answers())
-    assert r.status_code == 400 and "listen to the whole clip" in r.content.decode()
-    assert _nothing_stored()
     r = client.post(f"/study/p/{token}/page/{a.pk}/", {**full_answers(), "ended1": "1", "ended2": "1"})
+    html = r.content.decode()
+    assert r.status_code == 400 and "Clip 1 has not been played to the end" in html and 'id="clip1-error"' in html
+    assert _nothing_stored()
+    url = f"/study/p/{token}/clip/{a.media_key}/1"
+    size = len(b"".join(client.get(url).streaming_content))
+    half = f"bytes=0-{size // 2}"
+    b"".join(client.get(f"/study/p/{token}/clip/{a.media_key}/2", HTTP_RANGE=half).streaming_content)
+    r = client.post(f"/study/p/{token}/page/{a.pk}/", full_answers())
+    html = r.content.decode()
+    assert r.status_code == 400 and "Clip 2 has not been played" in html and "Clip 1 has not" not in html
+    assert _nothing_stored()
+    rest = f"bytes={size // 2 + 1}-"
+    b"".join(client.get(f"/study/p/{token}/clip/{a.media_key}/2", HTTP_RANGE=rest).streaming_content)
+    r = client.post(f"/study/p/{token}/page/{a.pk}/", full_answers())
     assert r.status_code == 302 and Rating.objects.count() == 10
