@@ -8,6 +8,7 @@ drawn from fixed seeds, so every test sees the same world.
 - MashupDB ``beta``: 4 songs; per alpha vocal 5 matched candidates whose
   accompaniment comes from beta (retrieval pool).
 - Systems ``amu`` and ``premix`` with seeded scores for every matched candidate.
+- Per alpha vocal one unmatched key-and-tempo candidate (gold pages).
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def build_world(media_root: Path, *, seed: int = 7, render: bool = True) -> Worl
     for system in systems:
         for c in gen + ret:
             Score.objects.create(system=system, candidate=c, value=float(rng.random()))
+    for i, v in enumerate(a_clips):
+        candidate(v, a_clips[(i + 2) % 4], a_clips[(i + 3) % 4], "unmatched_both")
     return World(alpha, beta, a_clips, originals, gen, ret, systems)
 
 
