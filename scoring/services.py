@@ -19,13 +19,19 @@ from tqdm import tqdm
 from generation.candidates import GenerationError, clips_of, feature_stems, get_db
 from generation.conditions import Condition
 from generation.models import Candidate, Clip
+from generation.stem_cache import StemCacheError, file_sha256
+from scoring.amu import VARIANTS as AMU_VARIANTS
+from scoring.amu import get_variant as amu_variant
 from scoring.errors import ScoringError
+from scoring.feature_store import FeatureStore, Recipe
 from scoring.features import FeatureConfig, mix_features, stem_features
 from scoring.losses import NEGATIVE, POSITIVE, UNLABELED
 from scoring.models import Evaluation, Score, System
 
-AMU_SR = 22050
-AMU_NAME = "amu"
+# --- AutoMashUpper systems (issue 11 item 7): every name in scoring.amu.VARIANTS is a system needing no checkpoint
+AMU_NAME = "amu"  # the paper's baseline; "amu_rhythm" is mashlab's stronger variant
+AMU_NAMES: tuple[str, ...] = tuple(AMU_VARIANTS)
+# --- end AutoMashUpper
 
 
 def label_of(condition: str) -> int:
@@ -37,39 +43,93 @@ def label_of(condition: str) -> int:
     return NEGATIVE
 
 
+def feature_store() -> FeatureStore:
+    """The shared store of network inputs, under MEDIA_ROOT beside the stem cache (see scoring.feature_store)."""
+    return FeatureStore(Path(settings.MEDIA_ROOT) / "cache" / "features")
+
+
+def recipe_for(arch: str, config: FeatureConfig, offsets_s: Sequence[float]) -> Recipe:
+    """The feature recipe of a system: premix reads the three role stems, postmix their mix."""
+    offsets = tuple(float(o) for o in offsets_s)
+    if not offsets or min(offsets) < 0:
+        raise ScoringError(f"offsets_s must be a non-empty list of start times ≥ 0 s, got {list(offsets_s)}")
+    return Recipe(kind=arch, config=config, offsets_s=offsets)
+
+
+def candidate_identity(candidate: Candidate, clips: dict) -> dict:
+    """What a candidate's features depend on: its spec key and the SHA-256 of each source stem it reads."""
+    try:
+        sources = [file_sha256(Path(clips[clip_id].stems[role])) for clip_id, role in (
+            (candidate.vocal_clip_id, "vocal"), (candidate.harmonic_clip_id, "harmonic"),
+            (candidate.percussion_clip_id, "percussion"))]
+    except (KeyError, StemCacheError) as exc:
+        raise ScoringError(f"candidate {candidate.id}: stem audio is missing or unreadable: {exc}") from None
+    return {"spec_key": candidate.spec_key, "sources": sources}
+
+
+def _compute(candidate: Candidate, recipe: Recipe, clips: dict) -> np.ndarray:
+    cfg = recipe.config
+    stems = _stems(candidate, sr=cfg.sr, clips=clips)
+    rows = []
+    for off in recipe.offsets_s:
+        if off + cfg.crop_s > candidate.duration_s + 1e-6:
+            raise ScoringError(f"candidate {candidate.id}: a {cfg.crop_s:g} s crop at {off:g} s runs past its "
+                               f"{candidate.duration_s:g} s")
+        rows.append(stem_features(stems, sr=cfg.sr, config=cfg, offset_s=off) if recipe.kind == "premix"
+                    else mix_features(stems, sr=cfg.sr, config=cfg, offset_s=off))
+    return np.stack(rows)
+
+
+def stored_features(candidates: Sequence[Candidate], recipe: Recipe, *, progress: bool = True) -> list[str]:
+    """The feature-store key of each candidate under ``recipe``, computing (and storing) entries not yet there.
+
+    Nothing is kept in memory: an entry is read back memory-mapped when used.
+    """
+    if not candidates:
+        raise ScoringError("no candidates to compute features for")
+    store = feature_store()
+    clips = clips_of(candidates)
+    keys = []
+    for c in tqdm(candidates, desc="features", unit="cand", disable=not progress):
+        key = store.key(candidate_identity(c, clips), recipe)
+        store.get_or_compute(key, recipe, lambda c=c: _compute(c, recipe, clips))
+        keys.append(key)
+    return keys
+
+
 def candidate_features(candidates: Sequence[Candidate], *, arch: str, config: FeatureConfig,
                        progress: bool = True, offsets_s: Sequence[float] = (0.0,)) -> np.ndarray:
     """Network input for each candidate: (N·K, 3, T, 128) for premix, (N·K, 1, T, 128) for postmix.
 
     One crop of ``config.crop_s`` seconds per start time in ``offsets_s`` (K of
     them, seconds from the start of the mashup), candidate-major: row
-    ``i * K + k`` is candidate i's crop at ``offsets_s[k]``. Several crops per
-    candidate multiply the training examples of a small MashupDB (one original
-    per vocal seed) without stretching any stem again.
+    ``i * K + k`` is candidate i's crop at ``offsets_s[k]``. Read from (and
+    added to) the feature store; for a few candidates at a time (scoring) —
+    training streams from the store instead (:func:`stored_examples`).
     """
-    offsets = [float(o) for o in offsets_s]
-    if not offsets or min(offsets) < 0:
-        raise ScoringError(f"offsets_s must be a non-empty list of start times ≥ 0 s, got {list(offsets_s)}")
-    rows = []
-    clips = clips_of(candidates)
-    for c in tqdm(candidates, desc="features", unit="cand", disable=not progress):
-        stems = _stems(c, sr=config.sr, clips=clips)
-        for off in offsets:
-            if off + config.crop_s > c.duration_s + 1e-6:
-                raise ScoringError(f"candidate {c.id}: a {config.crop_s:g} s crop at {off:g} s runs past its "
-                                   f"{c.duration_s:g} s")
-            rows.append(stem_features(stems, sr=config.sr, config=config, offset_s=off) if arch == "premix"
-                        else mix_features(stems, sr=config.sr, config=config, offset_s=off))
-    if not rows:
-        raise ScoringError("no candidates to compute features for")
-    return np.stack(rows).astype(np.float32)
+    recipe = recipe_for(arch, config, offsets_s)
+    store = feature_store()
+    keys = stored_features(candidates, recipe, progress=progress)
+    arrays = [store.load(k, recipe, verify=False) for k in keys]
+    return np.concatenate([np.asarray(a) for a in arrays]).astype(np.float32)
 
 
-def _stems(candidate: Candidate, *, sr: int, clips) -> dict[str, np.ndarray]:
-    try:
-        return feature_stems(candidate, sr=sr, clips=clips)
-    except GenerationError as exc:
-        raise ScoringError(str(exc)) from None
+def stored_examples(candidates: Sequence[Candidate], labels: np.ndarray, recipe: Recipe, *,
+                    progress: bool = True):
+    """Training examples of ``candidates`` streamed from the feature store: K crops each, candidate-major.
+
+    Returns a :class:`scoring.examples.StoredExamples` (imported here: it needs torch).
+    """
+    from scoring.examples import StoredExamples
+
+    store = feature_store()
+    keys = stored_features(candidates, recipe, progress=progress)
+    k = len(recipe.offsets_s)
+    return StoredExamples(
+        [store.path_for(key) for key in keys], n_crops=k, example_shape=recipe.shape[1:],
+        labels=np.repeat(np.asarray(labels), k), groups=np.repeat(np.array([c.vocal_clip_id for c in candidates]), k),
+        digests=[d for key in keys for d in store.crop_digests_of(key)],
+    )
 
 
 def system_dir(name: str) -> Path:
@@ -78,7 +138,7 @@ def system_dir(name: str) -> Path:
 
 def train(
     *,
-    db_name: str,
+    db_name: str | Sequence[str],
     arch: str,
     lsro: bool,
     epochs: int,
@@ -91,44 +151,55 @@ def train(
     progress: bool = True,
     crop_offsets_s: Sequence[float] = (0.0,),
     balance_classes: bool = True,
+    patience: int | None = None,
+    device: str | None = None,
+    workers: int = 0,
+    lr: float | None = None,
 ) -> System:
-    """Train one system on the DB's non-test candidates and register it (checkpoint path, config, metrics).
+    """Train one system on the non-test candidates of one or more MashupDBs and register its best epoch.
 
-    ``crop_offsets_s``: start times (s) of the training crops taken from each
-    candidate (see :func:`candidate_features`); scoring always uses the crop at 0 s.
+    ``crop_offsets_s``: start times (s) of the crops taken from each candidate
+    (see :func:`candidate_features`); the system scores the mean posterior
+    over the same crops. Features stream from the feature store, so memory
+    does not grow with the number of candidates. ``patience`` and ``lr``
+    default to :mod:`scoring.training`'s (5 epochs, Adam 1e-4).
     """
-    from scoring.training import train_model
+    from scoring.training import DEFAULT_LR, DEFAULT_PATIENCE, train_model
 
     if arch not in ("premix", "postmix"):
         raise ScoringError(f"arch must be premix or postmix, got {arch!r}")
-    db = _db(db_name)
+    dbs = [_db(n) for n in ([db_name] if isinstance(db_name, str) else list(db_name))]
+    if not dbs:
+        raise ScoringError("name at least one MashupDB to train on")
+    db_names = [db.name for db in dbs]
     name = name or (f"{arch}_lsro" if lsro else arch)
     cfg = config or FeatureConfig()
-    cands = list(Candidate.objects.filter(db=db).exclude(split="test").order_by("id"))
+    cands = list(Candidate.objects.filter(db__in=dbs).exclude(split="test").order_by("id"))
     labels = np.array([label_of(c.condition) for c in cands], dtype=np.int64)
     if not (labels == POSITIVE).any() or not (labels == NEGATIVE).any():
         raise ScoringError(
-            f"MashupDB {db.name!r} needs original and unmatched candidates to train on "
+            f"MashupDB {', '.join(db_names)} needs original and unmatched candidates to train on "
             f"(have {len(cands)} candidates): run `manage.py generate` first"
         )
     if not lsro:  # without LSRO the unlabeled examples carry no target: leave them out
         keep = labels != UNLABELED
         cands, labels = [c for c, k in zip(cands, keep) if k], labels[keep]
     offsets = [float(o) for o in crop_offsets_s]
-    feats = candidate_features(cands, arch=arch, config=cfg, progress=progress, offsets_s=offsets)
-    labels = np.repeat(labels, len(offsets))
-    groups = np.repeat(np.array([c.vocal_clip_id for c in cands]), len(offsets))
+    examples = stored_examples(cands, labels, recipe_for(arch, cfg, offsets), progress=progress)
     out = Path(out_dir) if out_dir else system_dir(name)
     result = train_model(
-        arch=arch, features=feats, labels=labels, groups=groups, epochs=epochs, seed=seed, lsro=lsro,
-        out_dir=out, width=width, batch_size=batch_size, feature_config=cfg, progress=progress,
-        balance_classes=balance_classes,
-        arguments={"db": db.name, "arch": arch, "lsro": lsro, "epochs": epochs, "seed": seed, "width": width,
-                   "name": name, "n_candidates": len(cands), "crop_offsets_s": offsets},
+        arch=arch, examples=examples, epochs=epochs, seed=seed, lsro=lsro, out_dir=out, width=width,
+        batch_size=batch_size, feature_config=cfg, crop_offsets_s=offsets, progress=progress,
+        balance_classes=balance_classes, device=device, workers=workers,
+        patience=DEFAULT_PATIENCE if patience is None else patience, lr=DEFAULT_LR if lr is None else lr,
+        arguments={"db": db_names[0] if len(db_names) == 1 else db_names, "name": name,
+                   "n_candidates": len(cands)},
     )
-    metrics = {"history": result.history, "final": result.history[-1] if result.history else {}}
+    kept = next((h for h in result.history if h["epoch"] == result.best_epoch), {})
+    metrics = {"history": result.history, "final": result.history[-1] if result.history else {},
+               "best_epoch": result.best_epoch, "best": kept, "stopped_early": result.stopped_early}
     return _register(name, arch=arch, lsro=lsro, checkpoint=result.checkpoint_path,
-                     config={"feature_config": cfg.to_dict(), "width": width, "trained_on": db.name,
+                     config={"feature_config": cfg.to_dict(), "width": width, "trained_on": ", ".join(db_names),
                              "crop_offsets_s": offsets},
                      metrics=metrics)
 
@@ -153,23 +224,29 @@ def _register(name: str, *, arch: str, lsro: bool, checkpoint: Path | None, conf
 
 
 def register_checkpoint(name: str, checkpoint: Path) -> System:
-    """Register a checkpoint made elsewhere; its architecture and feature config come from the file."""
-    from scoring.training import load_checkpoint
+    """Register a checkpoint made elsewhere; architecture, width, features and crops all come from the file."""
+    from scoring.training import checkpoint_crop_offsets, load_checkpoint
 
     if not Path(checkpoint).is_file():
         raise ScoringError(f"checkpoint {checkpoint} not found")
     model, state = load_checkpoint(checkpoint)
     arch = state["architecture"]["arch"]
     cfg = state.get("feature_config") or FeatureConfig().to_dict()
-    lsro = bool((state.get("arguments") or {}).get("lsro", state.get("lsro", False)))
+    extra = state.get("extra") or {}
+    lsro = bool(extra.get("lsro", (extra.get("arguments") or {}).get("lsro", False)))
+    history = list(state.get("history") or [])
+    kept = next((h for h in history if h.get("epoch") == state.get("epoch")), {})
     return _register(name, arch=arch, lsro=lsro, checkpoint=Path(checkpoint),
-                     config={"feature_config": cfg, "width": state["architecture"].get("width", 1.0)}, metrics={})
+                     config={"feature_config": cfg, "width": state["architecture"].get("width", 1.0),
+                             "crop_offsets_s": checkpoint_crop_offsets(state) or [0.0],
+                             "trained_on": str((extra.get("arguments") or {}).get("db", ""))},
+                     metrics={"history": history, "best_epoch": state.get("epoch"), "best": kept})
 
 
 def get_system(name: str) -> System:
-    if name == AMU_NAME:
-        system, _ = System.objects.get_or_create(name=AMU_NAME, defaults={"arch": System.Arch.AMU})
-        return system
+    """The system called ``name``; an AMU variant's name registers that baseline on first use."""
+    if name in AMU_VARIANTS:
+        return _amu_system(name)
     system = System.objects.filter(name=name).first()
     if system is None:
         known = ", ".join(System.objects.values_list("name", flat=True)) or "none"
@@ -178,26 +255,28 @@ def get_system(name: str) -> System:
 
 
 def load_system(system: System):
-    """(model in eval mode, its FeatureConfig, crop offsets in s) of a network system.
+    """(model in eval mode, its FeatureConfig, crop offsets in s) of a network system, all from its checkpoint.
 
     A system trained on several crops per candidate scores the mean posterior
-    over the same crops.
+    over the same crops. Checkpoints older than the crop field fall back to
+    the system's registered config.
     """
-    from scoring.training import load_checkpoint
+    from scoring.training import checkpoint_crop_offsets, load_checkpoint
 
     path = system.checkpoint_file
     if path is None or not path.is_file():
         raise ScoringError(f"system {system.name}: checkpoint {path} is missing")
     model, state = load_checkpoint(path, arch=system.arch)
     cfg = FeatureConfig.from_dict(state.get("feature_config") or system.config.get("feature_config") or {})
-    offsets = [float(o) for o in (system.config or {}).get("crop_offsets_s") or [0.0]]
+    offsets = checkpoint_crop_offsets(state) or [float(o) for o in (system.config or {}).get("crop_offsets_s")
+                                                 or [0.0]]
     return model, cfg, offsets
 
 
 def scorer(system: System) -> Callable[[Sequence[Candidate]], np.ndarray]:
     """A function from candidates to scores for `system` (loads its checkpoint once)."""
     if system.arch == System.Arch.AMU:
-        return _amu_scores
+        return _amu_scorer(system)
     from scoring.nets import predict
 
     model, cfg, offsets = load_system(system)
@@ -209,17 +288,44 @@ def scorer(system: System) -> Callable[[Sequence[Candidate]], np.ndarray]:
     return run
 
 
-def _amu_scores(cands: Sequence[Candidate]) -> np.ndarray:
-    from scoring.amu import mashability
+def _amu_system(name: str) -> System:
+    """The AMU system ``name`` (config ``{"amu_variant": name}``), created on first use.
 
-    out = []
-    clips = clips_of(cands)
-    for c in cands:
-        stems = _stems(c, sr=AMU_SR, clips=clips)
-        beats = np.asarray(c.vocal_clip.beats, dtype=float)
-        beats = beats[beats < c.duration_s]
-        out.append(mashability(stems, sr=AMU_SR, beat_times_s=beats).total)
-    return np.asarray(out, dtype=float)
+    Before the two variants existed, the one system called "amu" computed what
+    is now ``amu_rhythm``: such a system (no recorded variant) is renamed
+    ``amu_rhythm`` with its scores, which are that variant's, and a new "amu"
+    is made; nothing stored is lost or mislabelled.
+    """
+    with transaction.atomic():
+        old = System.objects.filter(name=AMU_NAME, arch=System.Arch.AMU).first()
+        if old is not None and "amu_variant" not in (old.config or {}):
+            if System.objects.filter(name="amu_rhythm").exists():
+                raise ScoringError('system "amu" predates the AMU variants and "amu_rhythm" exists too: delete one')
+            old.name, old.config = "amu_rhythm", {**(old.config or {}), "amu_variant": "amu_rhythm"}
+            old.save(update_fields=["name", "config"])
+        system, _ = System.objects.get_or_create(
+            name=name, defaults={"arch": System.Arch.AMU, "config": {"amu_variant": name}})
+    if system.arch != System.Arch.AMU:
+        raise ScoringError(f"system {name!r} is a {system.arch} network, but the name is reserved for the AMU baseline")
+    return system
+
+
+def _amu_scorer(system: System) -> Callable[[Sequence[Candidate]], np.ndarray]:
+    """Scores of one AMU variant (``system.config["amu_variant"]``, else its name): each candidate's adjusted
+    stems at the variant's sample rate, on the vocal seed's beat grid (s)."""
+    variant = amu_variant((system.config or {}).get("amu_variant") or system.name)
+
+    def run(cands: Sequence[Candidate]) -> np.ndarray:
+        out = []
+        clips = clips_of(cands)
+        for c in cands:
+            stems = _stems(c, sr=variant.sr, clips=clips)
+            beats = np.asarray(c.vocal_clip.beats, dtype=float)
+            beats = beats[beats < c.duration_s]
+            out.append(variant.mashability(stems, sr=variant.sr, beat_times_s=beats).total)
+        return np.asarray(out, dtype=float)
+
+    return run
 
 
 def score(system: System, candidates: Iterable[Candidate], *, batch: int = 16, progress: bool = True,

@@ -1,4 +1,4 @@
-"""Training loop for PreMixNet / PostMixNet over in-memory feature tensors.
+"""Training loop for PreMixNet / PostMixNet over examples streamed through a ``DataLoader``.
 
 What the paper fixes: Adam with learning rate 1e-4, a 4:1 train/validation
 split, cross-entropy with or without LSRO (unlabeled examples get the target
@@ -9,19 +9,28 @@ split, cross-entropy with or without LSRO (unlabeled examples get the target
 * every random choice comes from ``seed``: the weights (``torch.manual_seed``),
   the split (``np.random.default_rng(seed)``), and each epoch's shuffle
   (a ``torch.Generator`` seeded with ``seed * 1000 + epoch``), so a run
-  resumed from its checkpoint after epoch k ends with the same weights as an
-  uninterrupted one;
-* a checkpoint after every epoch (model, optimiser, epoch, RNG state, the
-  architecture, the feature config, the history) and a JSON sidecar next to
-  it (arguments, seed, data hash, code version, metrics per epoch);
-* the input normalisation (mean and std of the training features) is stored
-  in the model;
+  resumed after epoch k ends with the same weights as an uninterrupted one,
+  and examples held in memory or streamed from the feature store give the
+  same weights;
+* batches come from a ``torch.utils.data.DataLoader`` over
+  :class:`scoring.examples.Examples` (``workers`` processes, pinned memory on
+  CUDA), so memory does not grow with the number of examples; mixed precision
+  (bfloat16 autocast, float16 with a gradient scaler where bfloat16 is
+  missing) on CUDA;
+* the best epoch by validation loss is kept (``checkpoint.pt``), training
+  stops early after ``patience`` epochs without improvement, and the last
+  epoch's full state (optimiser, RNG) is ``last.pt`` for resuming;
+* every checkpoint carries what scoring needs — architecture and width, the
+  input normalisation (inside the model), the feature config and the crop
+  offsets — so a checkpoint registered on another machine scores the same;
+  a JSON sidecar (arguments, seed, data hash, code version, metrics per
+  epoch, the epoch kept) sits next to it;
 * CPU by default; CUDA when ``device`` is None and CUDA is available.
 
-Data layout: ``features`` float32 (N, C, T, 128) with C = 3 (roles in
-:data:`scoring.nets.ROLES` order) for premix and 1 for postmix; ``labels``
-(N,) in {1 positive/original, 0 negative/unmatched, −1 unlabeled/matched};
-``groups`` (N,) the vocal seed id of each example.
+Data layout: example features float32 (C, T, 128) with C = 3 (roles in
+:data:`scoring.nets.ROLES` order) for premix and 1 for postmix; labels in
+{1 positive/original, 0 negative/unmatched, −1 unlabeled/matched}; groups the
+vocal seed id of each example.
 """
 
 from __future__ import annotations
@@ -37,34 +46,44 @@ from typing import Any
 import numpy as np
 import torch
 
+from torch.utils.data import DataLoader
+
 from scoring.errors import ScoringError
+from scoring.examples import ArrayExamples, Examples
 from scoring.features import FeatureConfig
-from scoring.losses import NEGATIVE, POSITIVE, UNLABELED, balanced_class_weights, lsro_cross_entropy
+from scoring.losses import POSITIVE, UNLABELED, balanced_class_weights, lsro_cross_entropy
 from scoring.nets import ARCHITECTURES, GOOD, MashabilityNet, build_model
 
 CHECKPOINT_FORMAT = "mashlab-scoring-checkpoint/1"
-CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_NAME = "checkpoint.pt"  # the epoch kept (best validation loss): what a system scores with
+LAST_NAME = "last.pt"  # the last epoch's full state: what a run resumes from
 SIDECAR_NAME = "checkpoint.json"
 DEFAULT_LR = 1e-4
+DEFAULT_PATIENCE = 5
 
 
 @dataclass
 class TrainResult:
-    """What :func:`train_model` returns: the trained model (eval mode) and where it was saved."""
+    """What :func:`train_model` returns: the kept model (eval mode) and where it was saved."""
 
     model: MashabilityNet
     history: list[dict[str, float]]
     checkpoint_path: Path
     sidecar_path: Path
+    best_epoch: int
+    stopped_early: bool = False
     train_groups: list[Any] = field(default_factory=list)
     val_groups: list[Any] = field(default_factory=list)
 
 
 def pick_device(device: str | None = None) -> torch.device:
-    """``device`` if given, else CUDA when available, else CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``device`` if given, else CUDA when available, else CPU; a CUDA request without CUDA is an error."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ScoringError(f"device {device!r} asked for, but this torch {torch.__version__} sees no CUDA GPU")
+    return dev
 
 
 def split_by_group(groups: np.ndarray, *, val_fraction: float = 0.2, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -88,12 +107,12 @@ def split_by_group(groups: np.ndarray, *, val_fraction: float = 0.2, seed: int) 
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
-def data_hash(features: torch.Tensor, labels: torch.Tensor, groups: np.ndarray) -> str:
-    """SHA-256 over the feature bytes, labels and group ids: names the training data in the sidecar."""
+def data_hash(examples: Examples) -> str:
+    """SHA-256 over every example's checksum, label and group: names the training data in the sidecar."""
     h = hashlib.sha256()
-    h.update(np.ascontiguousarray(features.detach().cpu().numpy(), dtype=np.float32).tobytes())
-    h.update(np.ascontiguousarray(labels.cpu().numpy(), dtype=np.int64).tobytes())
-    h.update(json.dumps([str(x) for x in np.asarray(groups).tolist()]).encode())
+    h.update("\n".join(examples.digests).encode())
+    h.update(np.ascontiguousarray(examples.labels, dtype=np.int64).tobytes())
+    h.update(json.dumps([str(x) for x in np.asarray(examples.groups).tolist()]).encode())
     return h.hexdigest()
 
 
@@ -109,51 +128,107 @@ def code_version() -> str | None:
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
 
 
-def _check_data(arch: str, features: torch.Tensor, labels: torch.Tensor, groups: np.ndarray) -> None:
+def _check_data(arch: str, examples: Examples) -> None:
     if arch not in ARCHITECTURES:
         raise ScoringError(f"unknown architecture {arch!r}; choose one of {ARCHITECTURES}")
     want_c = 3 if arch == "premix" else 1
-    if features.ndim != 4 or features.shape[1] != want_c:
-        raise ScoringError(f"{arch} needs features (N, {want_c}, T, 128), got {tuple(features.shape)}")
-    if labels.ndim != 1 or labels.shape[0] != features.shape[0]:
-        raise ScoringError(f"labels must be (N,) with N={features.shape[0]}, got {tuple(labels.shape)}")
-    if groups.shape != (features.shape[0],):
-        raise ScoringError(f"groups must be (N,) with N={features.shape[0]}, got {groups.shape}")
-    if not torch.isfinite(features).all():
+    shape = tuple(examples.example_shape)
+    if len(shape) != 3 or shape[0] != want_c:
+        raise ScoringError(f"{arch} needs features (N, {want_c}, T, 128), got (N, {', '.join(map(str, shape))})")
+    if len(examples) == 0:
+        raise ScoringError("no training examples")
+    allowed = {POSITIVE, 0, UNLABELED}
+    if not set(np.unique(examples.labels).tolist()) <= allowed:
+        raise ScoringError(f"labels must be 1, 0 or -1, got {sorted(set(np.unique(examples.labels).tolist()))}")
+
+
+def _loader(examples: Examples, batches: list[list[int]], *, workers: int, device: torch.device) -> DataLoader:
+    return DataLoader(examples, batch_sampler=batches, num_workers=workers, pin_memory=device.type == "cuda",
+                      persistent_workers=False)
+
+
+def _batches(indices: np.ndarray, batch_size: int) -> list[list[int]]:
+    idx = [int(i) for i in indices]
+    return [idx[s : s + batch_size] for s in range(0, len(idx), batch_size)]
+
+
+def _finite(x: torch.Tensor) -> torch.Tensor:
+    if not bool(torch.isfinite(x).all()):
         raise ScoringError("features contain NaN or infinite values")
-    allowed = {POSITIVE, NEGATIVE, UNLABELED}
-    if not set(labels.unique().tolist()) <= allowed:
-        raise ScoringError(f"labels must be 1, 0 or -1, got {sorted(set(labels.unique().tolist()))}")
+    return x
+
+
+def input_statistics(examples: Examples, indices: np.ndarray, *, batch_size: int = 64,
+                     workers: int = 0) -> tuple[float, float]:
+    """(mean, std) of every feature value of the examples at ``indices`` (log-mel units), in float64.
+
+    One streamed pass, so it costs no memory beyond a batch.
+    """
+    total, total_sq, n = 0.0, 0.0, 0
+    for x, _ in _loader(examples, _batches(indices, batch_size), workers=workers, device=torch.device("cpu")):
+        x = _finite(x).double()
+        total += float(x.sum())
+        total_sq += float((x * x).sum())
+        n += x.numel()
+    if n == 0:
+        raise ScoringError("no training example to normalise the input with")
+    mean = total / n
+    std = max(total_sq / n - mean * mean, 0.0) ** 0.5
+    return mean, std or 1.0
+
+
+class _Precision:
+    """Autocast and gradient scaling for mixed precision on CUDA; a no-op elsewhere."""
+
+    def __init__(self, device: torch.device, enabled: bool) -> None:
+        self.enabled = enabled and device.type == "cuda"
+        self.dtype = (torch.bfloat16 if self.enabled and torch.cuda.is_bf16_supported() else torch.float16)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.enabled and self.dtype == torch.float16)
+        self.device_type = device.type
+
+    def autocast(self):
+        return torch.autocast(device_type=self.device_type, dtype=self.dtype, enabled=self.enabled)
+
+    @property
+    def name(self) -> str:
+        return str(self.dtype).replace("torch.", "") if self.enabled else "float32"
 
 
 @torch.no_grad()
-def _evaluate(model: MashabilityNet, x: torch.Tensor, y: torch.Tensor, *, batch_size: int,
-              device: torch.device) -> tuple[float, float]:
-    """(accuracy at 0.5, mean cross-entropy) over labeled examples; (nan, nan) if none."""
-    keep = y != UNLABELED
-    if not bool(keep.any()):
+def _evaluate(model: MashabilityNet, examples: Examples, indices: np.ndarray, *, batch_size: int,
+              device: torch.device, workers: int, precision: _Precision) -> tuple[float, float]:
+    """(accuracy at 0.5, mean cross-entropy) over the labeled examples at ``indices``; (nan, nan) if none."""
+    keep = indices[examples.labels[indices] != UNLABELED]
+    if keep.size == 0:
         return float("nan"), float("nan")
-    x, y = x[keep], y[keep]
     model.eval()
     correct, loss_sum = 0, 0.0
-    for s in range(0, len(x), batch_size):
-        logits = model(x[s : s + batch_size].to(device))
-        yb = y[s : s + batch_size].to(device)
+    for x, y in _loader(examples, _batches(keep, batch_size), workers=workers, device=device):
+        x, y = _finite(x).to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with precision.autocast():
+            logits = model(x)
+        logits = logits.float()
         p_good = torch.softmax(logits, dim=-1)[:, GOOD]
-        correct += int(((p_good >= 0.5).long() == yb).sum())
-        loss_sum += float(lsro_cross_entropy(logits, yb)) * len(yb)
-    return correct / len(x), loss_sum / len(x)
+        correct += int(((p_good >= 0.5).long() == y).sum())
+        loss_sum += float(lsro_cross_entropy(logits, y)) * len(y)
+    return correct / keep.size, loss_sum / keep.size
 
 
 def save_checkpoint(path: Path, *, model: MashabilityNet, optimizer: torch.optim.Optimizer | None, epoch: int,
                     history: list[dict[str, float]], feature_config: FeatureConfig | None,
-                    extra: dict[str, Any] | None = None) -> None:
-    """Write a checkpoint atomically (temp file + rename) so a crash never leaves half a file."""
+                    crop_offsets_s: list[float] | None = None, extra: dict[str, Any] | None = None) -> None:
+    """Write a checkpoint atomically (temp file + rename) so a crash never leaves half a file.
+
+    ``crop_offsets_s``: the crop start times (s) the model was trained on and
+    scores with (mean posterior over them); with the feature config and the
+    model's own input normalisation, all a scorer needs.
+    """
     state = {
         "format": CHECKPOINT_FORMAT,
         "architecture": model.config(),
         "feature_config": feature_config.to_dict() if feature_config else None,
-        "model_state": model.state_dict(),
+        "scoring": {"crop_offsets_s": [float(o) for o in (crop_offsets_s or [0.0])]},
+        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
         "epoch": int(epoch),
         "rng": {"torch": torch.get_rng_state()},
@@ -165,6 +240,12 @@ def save_checkpoint(path: Path, *, model: MashabilityNet, optimizer: torch.optim
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+def checkpoint_crop_offsets(state: dict[str, Any]) -> list[float] | None:
+    """The crop offsets (s) a checkpoint scores with, or None for checkpoints older than that field."""
+    offsets = (state.get("scoring") or {}).get("crop_offsets_s")
+    return [float(o) for o in offsets] if offsets else None
 
 
 def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -202,134 +283,167 @@ def load_checkpoint(path: str | Path, *, arch: str | None = None,
     return model, state
 
 
+def _best_epoch(history: list[dict[str, float]]) -> int:
+    """Epoch (1-based) with the lowest finite validation loss; the last epoch when none is finite."""
+    finite = [h for h in history if np.isfinite(h.get("val_loss", float("nan")))]
+    if not finite:
+        return int(history[-1]["epoch"]) if history else 0
+    return int(min(finite, key=lambda h: (h["val_loss"], h["epoch"]))["epoch"])
+
+
 def train_model(
     *,
     arch: str,
-    features: np.ndarray | torch.Tensor,
-    labels: np.ndarray | torch.Tensor,
-    groups: np.ndarray | list,
     epochs: int,
     seed: int,
     lsro: bool,
     out_dir: str | Path,
+    examples: Examples | None = None,
+    features: np.ndarray | torch.Tensor | None = None,
+    labels: np.ndarray | torch.Tensor | None = None,
+    groups: np.ndarray | list | None = None,
     width: float = 1.0,
     lr: float = DEFAULT_LR,
     batch_size: int = 16,
     val_fraction: float = 0.2,
     device: str | None = None,
     feature_config: FeatureConfig | None = None,
+    crop_offsets_s: list[float] | None = None,
     arguments: dict[str, Any] | None = None,
     resume: bool = True,
     progress: bool = True,
     balance_classes: bool = True,
+    patience: int = DEFAULT_PATIENCE,
+    workers: int = 0,
+    mixed_precision: bool = True,
 ) -> TrainResult:
-    """Train ``arch`` for ``epochs`` epochs (total, counting resumed ones); checkpoint every epoch.
+    """Train ``arch`` for at most ``epochs`` epochs (counting resumed ones) and keep the best one.
 
-    Writes ``out_dir/checkpoint.pt`` and ``out_dir/checkpoint.json``. With
-    ``resume`` and an existing checkpoint in ``out_dir`` the run continues
-    from it (after checking that architecture, seed, LSRO setting and data
-    hash agree); otherwise it starts fresh. Validation accuracy (labeled
-    examples, threshold 0.5) is printed through the progress bar and stored
-    per epoch in the history. ``balance_classes`` weighs the loss so that
-    positives and negatives of the training split count equally (the three
-    unmatched kinds together usually outnumber the originals, one per song).
+    The data are ``examples`` (a :class:`scoring.examples.Examples`), or
+    ``features`` (N, C, T, 128) with ``labels`` and ``groups`` held in memory.
+    Writes ``out_dir/checkpoint.pt`` (the epoch with the lowest validation
+    loss), ``out_dir/last.pt`` (the last epoch, for resuming) and
+    ``out_dir/checkpoint.json``. With ``resume`` and an existing ``last.pt``
+    the run continues from it (after checking that seed, LSRO setting and
+    data hash agree). ``patience`` ≥ 1 stops after that many epochs without a
+    lower validation loss (0: run every epoch). ``balance_classes`` weighs the
+    loss so that positives and negatives of the training split count equally.
+    ``workers``: DataLoader worker processes (0 reads in this process).
     """
     from tqdm.auto import tqdm
 
     if epochs < 1:
         raise ScoringError(f"epochs must be ≥ 1, got {epochs}")
-    if batch_size < 1:
-        raise ScoringError(f"batch_size must be ≥ 1, got {batch_size}")
+    if batch_size < 2:
+        raise ScoringError(f"batch_size must be ≥ 2 (BatchNorm cannot train on one example), got {batch_size}")
     if lr <= 0:
         raise ScoringError(f"lr must be positive, got {lr}")
-    x = torch.as_tensor(features if isinstance(features, torch.Tensor) else np.asarray(features),
-                        dtype=torch.float32)
-    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    g = np.asarray(groups)
-    _check_data(arch, x, y, g)
-    dhash = data_hash(x, y, g)
+    if patience < 0 or workers < 0:
+        raise ScoringError(f"patience and workers must be ≥ 0, got {patience} and {workers}")
+    if examples is None:
+        if features is None or labels is None or groups is None:
+            raise ScoringError("give examples, or features with labels and groups")
+        examples = ArrayExamples(features, np.asarray(labels), np.asarray(groups))
+    _check_data(arch, examples)
+    y, g = examples.labels, examples.groups
+    dhash = data_hash(examples)
     train_idx, val_idx = split_by_group(g, val_fraction=val_fraction, seed=seed)
     if not lsro:
-        train_idx = train_idx[y[train_idx].numpy() != UNLABELED]
+        train_idx = train_idx[y[train_idx] != UNLABELED]
     if not bool((y[train_idx] != UNLABELED).any()):
         raise ScoringError("the training split holds no labeled (original / unmatched) example")
     dev = pick_device(device)
+    precision = _Precision(dev, mixed_precision)
     out = Path(out_dir)
-    ckpt_path, sidecar_path = out / CHECKPOINT_NAME, out / SIDECAR_NAME
+    ckpt_path, last_path, sidecar_path = out / CHECKPOINT_NAME, out / LAST_NAME, out / SIDECAR_NAME
     run_args = {
         "arch": arch, "width": width, "lsro": bool(lsro), "epochs": epochs, "seed": seed, "lr": lr,
         "batch_size": batch_size, "val_fraction": val_fraction, "balance_classes": bool(balance_classes),
-        **(arguments or {}),
+        "patience": patience, "crop_offsets_s": crop_offsets_s or [0.0], **(arguments or {}),
     }
     run_args = json.loads(json.dumps(run_args, default=str))  # plain types only: checkpoints load weights_only
 
     torch.manual_seed(seed)
     model = build_model(arch, width=width)
-    xt = x[train_idx]
-    model.set_input_normalisation(mean=float(xt.mean()), std=float(xt.std()) or 1.0)
-    model.to(dev)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history: list[dict[str, float]] = []
     start_epoch = 0
-    if resume and ckpt_path.exists():
-        model, state = load_checkpoint(ckpt_path, arch=arch, map_location=dev)
+    state = None
+    if resume and last_path.exists():
+        model, state = load_checkpoint(last_path, arch=arch, map_location=dev)
         extra = state.get("extra", {})
         for key, want in (("seed", seed), ("lsro", bool(lsro)), ("data_hash", dhash)):
             if extra.get(key) != want:
                 raise ScoringError(
-                    f"cannot resume {ckpt_path}: its {key} is {extra.get(key)!r}, this run's is {want!r}; "
+                    f"cannot resume {last_path}: its {key} is {extra.get(key)!r}, this run's is {want!r}; "
                     "use another --out directory"
                 )
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        history = list(state.get("history", []))
+        start_epoch = int(state["epoch"])
+    else:
+        mean, std = input_statistics(examples, train_idx, batch_size=max(batch_size, 64), workers=workers)
+        model.set_input_normalisation(mean=mean, std=std)
+    model.to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    if state is not None:
         if state.get("optimizer_state"):
             optimizer.load_state_dict(state["optimizer_state"])
         # the checkpoint was loaded onto `dev`; the CPU generator takes a CPU byte tensor only
         torch.set_rng_state(torch.as_tensor(state["rng"]["torch"]).to("cpu", torch.uint8))
-        history = list(state.get("history", []))
-        start_epoch = int(state["epoch"])
 
     extra = {"seed": seed, "lsro": bool(lsro), "data_hash": dhash, "arguments": run_args}
-    weights = balanced_class_weights(y[train_idx]) if balance_classes else {}
-    val_x, val_y = x[val_idx], y[val_idx]
-    bar = tqdm(range(start_epoch, epochs), desc=f"train {arch}{'+lsro' if lsro else ''}", disable=not progress,
-               unit="epoch")
+    weights = balanced_class_weights(torch.as_tensor(y[train_idx])) if balance_classes else {}
+    save = dict(feature_config=feature_config, crop_offsets_s=run_args["crop_offsets_s"], extra=extra)
+    best = _best_epoch(history)
+    stopped_early = bool(history) and patience > 0 and int(history[-1]["epoch"]) - best >= patience
+    bar = tqdm(range(start_epoch, epochs), desc=f"train {arch}{'+lsro' if lsro else ''}",
+               disable=not progress or stopped_early, unit="epoch")
     for epoch in bar:
+        if stopped_early:
+            break
         model.train()
         gen = torch.Generator().manual_seed(seed * 1000 + epoch)
-        order = torch.as_tensor(train_idx)[torch.randperm(len(train_idx), generator=gen)]
+        order = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
+        batches = [b for b in _batches(order, batch_size) if len(b) >= 2]  # BatchNorm cannot train on one
         loss_sum, n_seen = 0.0, 0
-        for s in range(0, len(order), batch_size):
-            idx = order[s : s + batch_size]
-            if len(idx) < 2:  # BatchNorm cannot train on a batch of one
-                continue
-            logits = model(x[idx].to(dev))
-            loss = lsro_cross_entropy(logits, y[idx], class_weights=weights)
+        for x, yb in _loader(examples, batches, workers=workers, device=dev):
+            x, yb = _finite(x).to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
+            with precision.autocast():
+                logits = model(x)
+            loss = lsro_cross_entropy(logits.float(), yb, class_weights=weights)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += float(loss.detach()) * len(idx)
-            n_seen += len(idx)
-        val_acc, val_loss = _evaluate(model, val_x, val_y, batch_size=batch_size, device=dev)
+            precision.scaler.scale(loss).backward()
+            precision.scaler.step(optimizer)
+            precision.scaler.update()
+            loss_sum += float(loss.detach()) * len(yb)
+            n_seen += len(yb)
+        val_acc, val_loss = _evaluate(model, examples, val_idx, batch_size=batch_size, device=dev,
+                                      workers=workers, precision=precision)
         record = {"epoch": epoch + 1, "train_loss": loss_sum / max(n_seen, 1), "val_accuracy": val_acc,
                   "val_loss": val_loss}
         history.append(record)
-        bar.set_postfix(loss=f"{record['train_loss']:.4f}", val_acc=f"{val_acc:.3f}")
-        save_checkpoint(ckpt_path, model=model, optimizer=optimizer, epoch=epoch + 1, history=history,
-                        feature_config=feature_config, extra=extra)
+        best = _best_epoch(history)
+        bar.set_postfix(loss=f"{record['train_loss']:.4f}", val_acc=f"{val_acc:.3f}", best=best)
+        if best == epoch + 1:
+            save_checkpoint(ckpt_path, model=model, optimizer=None, epoch=epoch + 1, history=history, **save)
+        save_checkpoint(last_path, model=model, optimizer=optimizer, epoch=epoch + 1, history=history, **save)
+        stopped_early = patience > 0 and epoch + 1 - best >= patience and epoch + 1 < epochs
         _write_sidecar(sidecar_path, run_args=run_args, seed=seed, dhash=dhash, history=history, model=model,
-                       feature_config=feature_config, n_train=len(train_idx), n_val=len(val_idx), device=dev)
-    if start_epoch >= epochs and not sidecar_path.exists():
+                       feature_config=feature_config, n_train=len(train_idx), n_val=len(val_idx), device=dev,
+                       best_epoch=best, stopped_early=stopped_early, precision=precision.name)
+    if not sidecar_path.exists():
         _write_sidecar(sidecar_path, run_args=run_args, seed=seed, dhash=dhash, history=history, model=model,
-                       feature_config=feature_config, n_train=len(train_idx), n_val=len(val_idx), device=dev)
-    model.eval()
-    return TrainResult(model=model, history=history, checkpoint_path=ckpt_path, sidecar_path=sidecar_path,
+                       feature_config=feature_config, n_train=len(train_idx), n_val=len(val_idx), device=dev,
+                       best_epoch=best, stopped_early=stopped_early, precision=precision.name)
+    kept, _ = load_checkpoint(ckpt_path, arch=arch, map_location=dev)
+    return TrainResult(model=kept, history=history, checkpoint_path=ckpt_path, sidecar_path=sidecar_path,
+                       best_epoch=best, stopped_early=stopped_early,
                        train_groups=sorted(set(g[train_idx].tolist()), key=str),
                        val_groups=sorted(set(g[val_idx].tolist()), key=str))
 
 
 def _write_sidecar(path: Path, *, run_args: dict[str, Any], seed: int, dhash: str, history: list[dict[str, float]],
                    model: MashabilityNet, feature_config: FeatureConfig | None, n_train: int, n_val: int,
-                   device: torch.device) -> None:
+                   device: torch.device, best_epoch: int, stopped_early: bool, precision: str) -> None:
     from scoring.nets import count_parameters
 
     doc = {
@@ -340,10 +454,14 @@ def _write_sidecar(path: Path, *, run_args: dict[str, Any], seed: int, dhash: st
         "architecture": model.config(),
         "parameters": count_parameters(model),
         "feature_config": feature_config.to_dict() if feature_config else None,
+        "crop_offsets_s": run_args.get("crop_offsets_s"),
         "n_train": n_train,
         "n_val": n_val,
         "device": str(device),
+        "precision": precision,
         "torch": torch.__version__,
+        "best_epoch": best_epoch,
+        "stopped_early": stopped_early,
         "metrics": history,
     }
     tmp = path.with_suffix(".json.tmp")

@@ -13,7 +13,7 @@ class Command(BaseCommand):
     help = "Train a mashability network on a MashupDB's candidates and register it as a system."
 
     def add_arguments(self, parser):
-        parser.add_argument("--db", required=True)
+        parser.add_argument("--db", required=True, nargs="+", help="One or more MashupDBs to train on together.")
         parser.add_argument("--arch", required=True, choices=["premix", "postmix"])
         parser.add_argument("--lsro", action="store_true", help="Unlabeled (matched) candidates get target (0.5, 0.5).")
         parser.add_argument("--epochs", type=int, required=True)
@@ -30,6 +30,14 @@ class Command(BaseCommand):
         parser.add_argument("--crop-offsets", default="0", help="Comma-separated start times (s) of the training "
                             "crops per candidate (more examples from a small DB); scoring averages the "
                             "posterior over the same crops.")
+        parser.add_argument("--patience", type=int, default=None,
+                            help="Stop after this many epochs without a lower validation loss (default 5; 0 = never). "
+                            "The epoch with the lowest validation loss is the one registered.")
+        parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default the paper's 1e-4).")
+        parser.add_argument("--device", default=None,
+                            help="torch device, e.g. cpu or cuda (default: CUDA when present, mixed precision on it).")
+        parser.add_argument("--workers", type=int, default=0,
+                            help="DataLoader worker processes reading features from the store (default 0).")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **o):
@@ -44,10 +52,13 @@ class Command(BaseCommand):
         try:
             system = train(db_name=o["db"], arch=o["arch"], lsro=o["lsro"], epochs=o["epochs"], seed=o["seed"],
                            out_dir=o["out"], name=o["name"], width=o["width"], config=cfg,
-                           batch_size=o["batch_size"], progress=not o["no_progress"], crop_offsets_s=offsets)
+                           batch_size=o["batch_size"], progress=not o["no_progress"], crop_offsets_s=offsets,
+                           patience=o["patience"], lr=o["lr"], device=o["device"], workers=o["workers"])
         except ScoringError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"system {system.name} registered: {system.checkpoint_file}")
-        last = (system.metrics or {}).get("final")
-        if last:
-            self.stdout.write(f"metrics: {last}")
+        metrics = system.metrics or {}
+        if metrics.get("best"):
+            stop = ", stopped early" if metrics.get("stopped_early") else ""
+            self.stdout.write(f"kept epoch {metrics['best_epoch']} of {len(metrics['history'])}{stop}: "
+                              f"{metrics['best']}")
