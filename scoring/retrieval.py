@@ -23,7 +23,7 @@ over the accompaniment MashupDB, by default the seed's own) is scored:
   its pairs are scored *naively*: each pair becomes an unsaved matched
   Candidate and goes through the system's ordinary scorer, one full pass per
   pair (|H| × |P| passes; practical for small widths and demo DBs only).
-  The AutoMashUpper baseline is refused with a ScoringError.
+  The AutoMashUpper baselines (``amu``, ``amu_rhythm``) rank the same naive way.
 
 A ranked pair's candidate spec is the matched candidate of that pair with
 offsets 0 and random seed 0: a matched candidate involves no random choice
@@ -219,14 +219,15 @@ def rank_pairs(
     SourceNet batch, ``batch_pairs`` pairs per tail batch; ``fast``: the
     inference kernels of :class:`scoring.factorised.RoleTermer` (False: the
     model's own modules, for comparison). PreMixNet: factorised; PostMixNet:
-    naive, one full pass per pair; AMU: ScoringError.
+    naive, one full pass per pair; AMU (``amu``, ``amu_rhythm``): naive, each pair's adjusted stems scored
+    by the rule.
     A pair's score equals what ``scoring.services.score`` stores for the
     matched Candidate of that pair (to 1e-5). Ties keep pool order.
     """
     t_start = time.perf_counter()
-    if system.arch not in (System.Arch.PREMIX, System.Arch.POSTMIX):
-        raise ScoringError(f"system {system.name} ({system.arch}) cannot rank pairs: only premix (factorised) and "
-                           "postmix (naive) systems can; score generated candidates with `score` instead")
+    if system.arch not in (System.Arch.PREMIX, System.Arch.POSTMIX, System.Arch.AMU):
+        raise ScoringError(f"system {system.name} ({system.arch}) cannot rank pairs: only premix (factorised), "
+                           "postmix and AMU (naive) systems can; score generated candidates with `score` instead")
     clip, seed, pool, acc_name = _seed_and_pool(vocal_clip_id, accompaniment_db)
     q = qualifying_stems(seed, pool, condition=Condition.MATCHED)
     if q.pair_count == 0:
@@ -257,7 +258,7 @@ def rank_pairs(
         raise ScoringError(f"stem audio is missing: {', '.join(missing[:3])}")
 
     t0 = time.perf_counter()
-    if system.arch == System.Arch.POSTMIX:
+    if system.arch in (System.Arch.POSTMIX, System.Arch.AMU):  # AMU: the rule on each pair (issue 11 item 7)
         ranking = _naive(system, clip, specs, progress=progress)
     else:
         model, cfg, offsets = load_system(system)
@@ -320,7 +321,7 @@ def _factorised(ranking: Ranking, model, specs: list[CandidateSpec], idx: np.nda
 
 
 def _naive(system: System, clip: Clip, specs: list[CandidateSpec], *, progress: bool, batch: int = 16) -> Ranking:
-    """PostMixNet: each pair as an unsaved matched Candidate through the system's own scorer."""
+    """PostMixNet and AMU: each pair as an unsaved matched Candidate through the system's own scorer."""
     t0 = time.perf_counter()
     run = scorer(system)
     load_s = time.perf_counter() - t0

@@ -1,4 +1,15 @@
-"""AutoMashUpper baseline on synthetic stems: key and tempo mismatches must cost mashability."""
+"""The two AutoMashUpper baselines (issue 11 item 7).
+
+``amu`` (the paper's, as migperfer/AutoMashupper computes it) and
+``amu_rhythm`` (mashlab's) on synthetic stems — a C-major melody, C F G C
+chords and a rock beat at 120 BPM, made here — and then through the Django
+services on ingested generated songs. What each must get right: a stem
+against itself scores highest; a key-shifted harmonic is undone by
+``amu``'s shift search (its sign correct both ways) but costs ``amu_rhythm``,
+which hears the shift; ``amu`` ignores rhythm, ``amu_rhythm`` does not; each
+spectral balance is across the three bands, ``amu`` of the excerpt's mean,
+``amu_rhythm`` per beat.
+"""
 
 from __future__ import annotations
 
@@ -146,3 +157,98 @@ def test_it_rejects_bad_beats_and_stems(stems):
         amu.mashability({"vocal": stems["vocal"]}, sr=SR, beat_times_s=BEATS_S)
     with pytest.raises(ScoringError, match="finite"):
         amu.pair_mashability(stems["vocal"], np.full(100, np.nan), sr=SR, beat_times_s=BEATS_S)
+    with pytest.raises(ScoringError, match="at least two stems"):
+        amu.paper_mashability({"vocal": stems["vocal"]}, sr=SR, beat_times_s=BEATS_S)
+    with pytest.raises(ScoringError, match="at least 2 beats"):
+        amu.paper_mashability(stems, sr=SR, beat_times_s=np.array([1.0]))
+
+
+# --- both variants ---------------------------------------------------------------------------------------
+
+
+def _pair(variant: str, a: np.ndarray, b: np.ndarray) -> amu.AmuPairScore:
+    return amu.get_variant(variant).mashability({"a": a, "b": b}, sr=SR, beat_times_s=BEATS_S).pairs["a+b"]
+
+
+@pytest.fixture(scope="module")
+def paper_self(stems) -> amu.AmuPairScore:
+    return _pair("amu", stems["harmonic"], stems["harmonic"])
+
+
+def test_the_variants_are_named_as_their_systems():
+    assert set(amu.VARIANTS) == {"amu", "amu_rhythm"}
+    assert all(name == v.name for name, v in amu.VARIANTS.items())
+    assert amu.get_variant("amu").sr == 44100 and amu.get_variant("amu").mashability is amu.paper_mashability
+    with pytest.raises(ScoringError, match="no AMU variant 'amu_x'.*amu, amu_rhythm"):
+        amu.get_variant("amu_x")
+
+
+@pytest.mark.parametrize("variant", ["amu", "amu_rhythm"])
+def test_a_stem_against_itself_scores_highest(variant, stems):
+    self_pair = _pair(variant, stems["harmonic"], stems["harmonic"])
+    assert self_pair.harmonic == pytest.approx(1.0) and self_pair.best_shift_semitones == 0
+    for other in ("vocal", "percussion"):
+        assert self_pair.total > _pair(variant, stems["harmonic"], stems[other]).total + 0.1, other
+
+
+def test_amu_undoes_a_key_shift_with_the_right_sign(stems, paper_self):
+    for shift in (3, -2):  # the open-source code would report +3 and +2: the sign of the first lost
+        moved = _pair("amu", stems["harmonic"], harmonic(shift_semitones=shift))
+        assert moved.best_shift_semitones == -shift
+        assert moved.total == pytest.approx(paper_self.total, abs=0.03)
+        assert moved.harmonic == moved.best_harmonic
+
+
+def test_amu_rhythm_hears_a_key_shift_that_its_search_would_undo(stems):
+    same = _pair("amu_rhythm", stems["harmonic"], stems["harmonic"])
+    moved = _pair("amu_rhythm", stems["harmonic"], harmonic(shift_semitones=3))
+    assert moved.total < same.total - 0.5
+    assert moved.best_shift_semitones == -3 and moved.best_harmonic > moved.harmonic + 0.5
+
+
+def test_amu_ignores_rhythm_where_amu_rhythm_does_not(stems):
+    eighth_beat = int(SR * 60 / TEMPO_BPM / 8)
+    off = np.roll(stems["percussion"], eighth_beat)  # every hit an eighth of a beat late: off the sub-beat grid
+    paper = [_pair("amu", stems["vocal"], d) for d in (stems["percussion"], off)]
+    ours = [_pair("amu_rhythm", stems["vocal"], d) for d in (stems["percussion"], off)]
+    assert paper[0].rhythmic == paper[1].rhythmic == 0.0
+    assert abs(paper[0].total - paper[1].total) < 0.02
+    assert ours[0].rhythmic > ours[1].rhythmic + 0.5
+    assert ours[0].total > ours[1].total + 0.1
+
+
+def test_amu_total_is_best_harmony_plus_a_fifth_of_the_balance(paper_self):
+    assert paper_self.total == pytest.approx(paper_self.harmonic + 0.2 * paper_self.spectral)
+    assert amu.PAPER_WEIGHTS.rhythmic == 0.0
+
+
+def test_amu_balance_is_across_bands_of_the_excerpt_mean_and_amu_rhythm_per_beat():
+    # a low first half and a high second half: balanced on average, one band in every beat
+    low_then_high = np.array([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]])
+    expected = 1 - np.std([0.5, 0.0, 0.5])
+    assert amu.paper_spectral_balance(low_then_high, np.zeros_like(low_then_high)) == pytest.approx(expected)
+    assert amu.paper_spectral_balance(np.zeros((3, 4)), np.zeros((3, 4))) == 0.0
+    t = np.arange(int(2.0 * SR)) / SR
+    audio = np.where(t < 1.0, np.sin(2 * np.pi * 100 * t), np.sin(2 * np.pi * 4000 * t)).astype(np.float32)
+    beats = np.arange(0.0, 2.01, 0.5)
+    assert amu.spectral_balance(audio, np.zeros_like(audio), sr=SR, beat_times_s=beats) == pytest.approx(
+        1 - np.sqrt(2 / 9), abs=0.02)  # per beat: one band only
+
+
+# Steady-state gain (dB) of essentia 2.1b6.dev1389's EqualLoudness (pip wheel, 44.1 kHz), the filter the open-source
+# AMU applies: measured on 1 s sines, second half, with the same gain_db as below.
+ESSENTIA_EQUAL_LOUDNESS_DB = {30.0: -35.376, 100.0: -15.246, 1000.0: -8.307, 3000.0: -1.621}
+
+
+def test_the_equal_loudness_filter_matches_essentia_at_44_1_khz():
+    sr = amu.PAPER_SR
+    t = np.arange(sr) / sr
+
+    def gain_db(hz: float) -> float:
+        y = amu.equal_loudness(np.sin(2 * np.pi * hz * t).astype(np.float32), sr=sr)[sr // 2 :]
+        return 20 * np.log10(np.sqrt(2) * np.std(y))
+
+    for hz, db in ESSENTIA_EQUAL_LOUDNESS_DB.items():
+        assert gain_db(hz) == pytest.approx(db, abs=0.01), hz
+    with pytest.raises(ScoringError, match="44100 Hz"):
+        amu.equal_loudness(np.zeros(100, dtype=np.float32), sr=22050)

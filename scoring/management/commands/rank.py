@@ -8,15 +8,15 @@ from django.core.management.base import BaseCommand, CommandError
 from generation.models import Clip
 from scoring.errors import ScoringError
 from scoring.retrieval import rank_pairs, store_top
-from scoring.services import AMU_NAME, get_system
+from scoring.services import get_system
 
 
 class Command(BaseCommand):
     help = ("Score every qualifying matched (harmonic, percussion) pair of one vocal seed and print the best; "
-            "PreMixNet systems are factorised, PostMixNet ones scored pair by pair.")
+            "PreMixNet systems are factorised, PostMixNet and AMU ones scored pair by pair.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--system", required=True, help="A registered premix or postmix system.")
+        parser.add_argument("--system", required=True, help="A registered premix or postmix system, or amu / amu_rhythm.")
         parser.add_argument("--vocal", type=int, required=True, help="Clip id of the vocal seed.")
         parser.add_argument("--top", type=int, default=10, help="Pairs to print (and store with --store); default 10.")
         parser.add_argument("--store", action="store_true",
@@ -30,8 +30,6 @@ class Command(BaseCommand):
     def handle(self, *args, **o):
         if o["top"] < 1:
             raise CommandError(f"--top must be at least 1, got {o['top']}")
-        if o["system"] == AMU_NAME:  # get_system would register it: refuse before touching the DB
-            raise CommandError("amu cannot rank pairs: only premix (factorised) and postmix (naive) systems can")
         try:
             system = get_system(o["system"])
             ranking = rank_pairs(system, o["vocal"], progress=not o["no_progress"],

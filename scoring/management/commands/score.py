@@ -13,7 +13,7 @@ class Command(BaseCommand):
     help = "Store one score per (system, candidate); --checkpoint registers a checkpoint made elsewhere."
 
     def add_arguments(self, parser):
-        parser.add_argument("--system", required=True, help="System name (amu needs no checkpoint).")
+        parser.add_argument("--system", required=True, help="System name (amu and amu_rhythm need no checkpoint).")
         parser.add_argument("--db", default=None, help="Score every candidate of this MashupDB.")
         parser.add_argument("--candidates", default=None, help="Comma-separated candidate ids.")
         parser.add_argument("--checkpoint", type=Path, default=None, help="Register this checkpoint as --system.")
