@@ -66,6 +66,8 @@ class Evaluation(models.Model):
     average_rank = models.FloatField()
     n_labeled = models.PositiveIntegerField()
     n_unlabeled = models.PositiveIntegerField()
+    retrieval = models.JSONField(default=dict, blank=True,
+                                 help_text="R@k and normalised ranks per vocal seed (scoring.evaluation).")
     created_at = models.DateTimeField(auto_now=True)
 
     class Meta:

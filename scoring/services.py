@@ -386,11 +386,18 @@ def ensure_test_set(db_name: str, *, per_seed: int = 5, seed: int = 0) -> list[C
 
 def evaluate(db_name: str, systems: Sequence[str], *, per_seed: int = 5, seed: int = 0,
              progress: bool = True) -> list[dict]:
-    """Paper Table 1 per system on the DB's test set: accuracy (labeled, threshold 0.5) and average rank."""
-    from scoring.evaluation import table1_row
+    """Paper Table 1 per system on the DB's test set: accuracy (labeled, threshold 0.5) and average rank.
+
+    Each row also carries ``retrieval``: R@k and normalised ranks of each
+    vocal seed's original among that seed's candidates in the test set
+    (:func:`scoring.evaluation.retrieval_metrics`); a larger ``per_seed``
+    makes the pool closer to every qualifying accompaniment.
+    """
+    from scoring.evaluation import retrieval_metrics, table1_row
 
     test = ensure_test_set(db_name, per_seed=per_seed, seed=seed)
     labels = np.array([label_of(c.condition) for c in test])
+    groups = np.array([c.vocal_clip_id for c in test])
     if not (labels == POSITIVE).any() or not (labels == UNLABELED).any():
         raise ScoringError(f"the test set of {db_name!r} needs original and matched candidates")
     rows = []
@@ -400,8 +407,10 @@ def evaluate(db_name: str, systems: Sequence[str], *, per_seed: int = 5, seed: i
         values = dict(Score.objects.filter(system=system, candidate__in=test).values_list("candidate_id", "value"))
         s = np.array([values[c.id] for c in test])
         row = table1_row(system=system.name, scores=s, labels=labels, calibrated=system.arch != System.Arch.AMU)
+        row["retrieval"] = retrieval_metrics(scores=s, labels=labels, groups=groups)
         Evaluation.objects.update_or_create(system=system, db=test[0].db, defaults={
             "accuracy": row["accuracy"], "accuracy_note": row.get("accuracy_note") or "",
-            "average_rank": row["average_rank"], "n_labeled": row["n_labeled"], "n_unlabeled": row["n_unlabeled"]})
+            "average_rank": row["average_rank"], "n_labeled": row["n_labeled"], "n_unlabeled": row["n_unlabeled"],
+            "retrieval": row["retrieval"]})
         rows.append(row)
     return rows

@@ -88,7 +88,7 @@ def test_small_model_tells_originals_from_unmatched_on_held_out_songs(world):
     rows = evaluate("sp-held", ["sp-small"], per_seed=1, seed=0, progress=False)
     acc = rows[0]["accuracy"]
     print(f"\nlearned model: {SMALL}, {len(offsets)} crops/candidate, trained in {train_s:.1f} s, "
-          f"validation {system.metrics['final']}, held-out accuracy {acc:.3f} on {rows[0]['n_labeled']} "
+          f"kept epoch {system.metrics['best_epoch']} {system.metrics['best']}, held-out accuracy {acc:.3f} on {rows[0]['n_labeled']} "
           f"labeled, average rank {rows[0]['average_rank']:.2f}")
     assert rows[0]["n_labeled"] >= 2 * HELD_SONGS - 2  # one original and one unmatched per held-out seed
     assert acc >= ACCURACY_BAR
@@ -101,7 +101,8 @@ def tiny(world, django_db_blocker):
     with django_db_blocker.unblock(), override_settings(MEDIA_ROOT=world["media"]):
         stdout = io.StringIO()
         call_command("train", "--db", "sp-train", "--arch", "postmix", "--epochs", "1", "--seed", "3",
-                     "--width", "0.125", "--crop-seconds", "2", "--name", "sp-tiny", "--out", str(out),
+                     "--width", "0.125", "--crop-seconds", "2", "--crop-offsets", "0,2,4", "--name", "sp-tiny",
+                     "--out", str(out),
                      "--no-progress", stdout=stdout)
     return {"out": out, "stdout": stdout.getvalue()}
 
@@ -134,6 +135,17 @@ def test_train_score_evaluate_commands(world, tiny, tmp_path):
     assert again == first  # deterministic for a fixed checkpoint
     assert all(0.0 <= v <= 1.0 for v in again.values())
 
+    # the same checkpoint registered under another name (as from a GPU machine) scores the same:
+    # its crops, feature recipe, width and normalisation travel inside the file
+    call_command("score", "--system", "sp-copy", "--checkpoint", str(tiny["out"] / "checkpoint.pt"),
+                 "--db", "sp-held", "--no-progress", stdout=io.StringIO())
+    copy = System.objects.get(name="sp-copy")
+    assert copy.config["crop_offsets_s"] == [0.0, 2.0, 4.0] and copy.metrics["best_epoch"] == 1
+    copied = dict(Score.objects.filter(system=copy).values_list("candidate_id", "value"))
+    assert copied.keys() == first.keys()
+    for cid, value in first.items():
+        assert copied[cid] == pytest.approx(value, abs=1e-9), cid
+
     path = tmp_path / "table1.json"
     out = io.StringIO()
     call_command("evaluate", "--db", "sp-held", "--system", "sp-tiny", "amu", "--per-seed", "1",
@@ -146,6 +158,10 @@ def test_train_score_evaluate_commands(world, tiny, tmp_path):
         assert {"system", "accuracy", "average_rank", "n_labeled", "n_unlabeled"} <= set(r)
         assert r["average_rank"] >= 1 and r["n_labeled"] >= 2 and r["n_unlabeled"] >= 1
     assert 0.0 <= rows[0]["accuracy"] <= 1.0
+    for r in rows:
+        ret = r["retrieval"]
+        assert ret["n_queries"] >= 1 and set(ret["recall_at"]) == {"1", "5", "10"}
+        assert 0.0 < ret["median_normalised_rank"] <= 1.0 and ret["mean_pool"] >= 2
     assert rows[1]["accuracy"] is None and rows[1]["accuracy_note"]  # AMU: uncalibrated, reason given
 
 

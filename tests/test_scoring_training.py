@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from scoring.errors import ScoringError
-from scoring.evaluation import average_rank, labeled_accuracy, positive_ranks, table1_row
+from scoring.evaluation import average_rank, labeled_accuracy, positive_ranks, retrieval_metrics, table1_row
 from scoring.features import FeatureConfig
 from scoring.nets import predict
 from scoring.training import load_checkpoint, split_by_group, train_model
@@ -192,3 +192,19 @@ def test_table1_row_for_an_uncalibrated_system_has_no_accuracy():
     assert (row["average_rank"], row["n_labeled"], row["n_unlabeled"]) == (2.5, 4, 4)
     with pytest.raises(ScoringError, match="no positive"):
         average_rank(scores=SCORES, labels=np.where(LABELS == 1, 0, LABELS))
+
+
+def test_retrieval_metrics_rank_each_original_among_its_own_seeds_candidates():
+    scores = np.concatenate([SCORES, [0.8, 0.3, 0.9]])
+    labels = np.concatenate([LABELS, [1, -1, 1]])
+    groups = np.concatenate([GROUPS, ["c", "c", "d"]])  # d has no unlabeled candidate: left out
+    m = retrieval_metrics(scores=scores, labels=labels, groups=groups)
+    # ranks: a 2 of 3, b 2 of 3, c 1 of 2
+    assert (m["n_queries"], m["n_skipped"]) == (3, 1)
+    assert m["recall_at"] == {"1": pytest.approx(1 / 3), "5": 1.0, "10": 1.0}
+    assert m["mean_rank"] == pytest.approx(5 / 3) and m["median_rank"] == 2.0
+    assert m["median_normalised_rank"] == pytest.approx(2 / 3)
+    assert m["mean_normalised_rank"] == pytest.approx((2 / 3 + 2 / 3 + 1 / 2) / 3)
+    assert m["mean_pool"] == pytest.approx(8 / 3)
+    with pytest.raises(ScoringError, match="no vocal seed"):
+        retrieval_metrics(scores=scores[:2], labels=np.array([1, 0]), groups=groups[:2])

@@ -26,14 +26,20 @@ class Command(BaseCommand):
                             progress=not o["no_progress"])
         except ScoringError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"{'system':<16} {'accuracy':>9} {'avg rank':>9} {'labeled':>8} {'unlabeled':>10}")
+        self.stdout.write(f"{'system':<16} {'accuracy':>9} {'avg rank':>9} {'labeled':>8} {'unlabeled':>10} "
+                          f"{'R@1':>6} {'R@5':>6} {'R@10':>6} {'med nrank':>10} {'pool':>5}")
         for r in rows:
             acc = "n/a" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f} %"
+            ret = r["retrieval"]
+            recall = " ".join(f"{100 * ret['recall_at'][k]:>5.1f}%" for k in ("1", "5", "10"))
             self.stdout.write(f"{r['system']:<16} {acc:>9} {r['average_rank']:>9.3f} {r['n_labeled']:>8} "
-                              f"{r['n_unlabeled']:>10}")
+                              f"{r['n_unlabeled']:>10} {recall} {100 * ret['median_normalised_rank']:>9.1f}% "
+                              f"{ret['mean_pool']:>5.1f}")
             if r.get("accuracy_note"):
                 self.stdout.write(f"  note: {r['accuracy_note']}")
+        self.stdout.write("R@k: share of vocal seeds whose original ranks in the top k of its own candidates; "
+                          "med nrank: median of rank / pool size.")
         if o["json"]:
-            keys = ("system", "accuracy", "average_rank", "n_labeled", "n_unlabeled", "accuracy_note")
+            keys = ("system", "accuracy", "average_rank", "n_labeled", "n_unlabeled", "accuracy_note", "retrieval")
             o["json"].write_text(json.dumps([{k: r.get(k) for k in keys} for r in rows], indent=2))
             self.stdout.write(f"wrote {o['json']}")
