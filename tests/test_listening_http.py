@@ -130,8 +130,7 @@ def test_another_participants_page_is_refused(client, started, generation_study)
     other_token = _start(other, generation_study)
     r = other.post(f"/study/p/{other_token}/page/{a.pk}/", full_answers())
     assert r.status_code == 404 and "not one of yours" in r.content.decode()
-    stim = a.page.stimuli.first()
-    assert other.get(f"/study/p/{other_token}/audio/{stim.token}").status_code == 404
+    assert other.get(f"/study/p/{other_token}/clip/{a.media_key}/1").status_code == 404
     assert _nothing_stored()
 
 
@@ -140,7 +139,7 @@ def test_a_forged_token_or_guessed_audio_url_is_404(client, started):
     assert client.get("/study/p/forged-token-123/").status_code == 404
     r = client.post(f"/study/p/forged-token-123/page/{a.pk}/", full_answers())
     assert r.status_code == 404 and "not valid" in r.content.decode()
-    assert client.get(f"/study/p/{token}/audio/guessed").status_code == 404
+    assert client.get(f"/study/p/{token}/clip/guessed/1").status_code == 404
     assert client.get(f"/media/studies/{a.page.study.pk}/").status_code in (302, 403, 404)
     assert client.get("/study/s/not-a-study/").status_code == 404
     assert _nothing_stored()

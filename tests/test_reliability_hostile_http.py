@@ -51,16 +51,16 @@ def started(client, generation_study):
     return token, _current(token)
 
 
-def test_an_oversized_post_body_is_400_and_stores_nothing(client, started, settings):
+def test_an_oversized_post_body_is_4xx_and_stores_nothing(client, started, settings):
     token, a = started
     before = counts()
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024  # the same check as the 2.5 MB default, smaller data
     big = {**full_answers(), "heard_before": "no" + "x" * (128 * 1024)}
     r = client.post(f"/study/p/{token}/page/{a.pk}/", big)
-    assert r.status_code == 400
+    assert r.status_code == 413  # refused on its Content-Length, before anything reads the body
     many = {**full_answers(), **{f"f{i}": "1" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 10)}}
     r = client.post(f"/study/p/{token}/page/{a.pk}/", many)
-    assert r.status_code == 400
+    assert r.status_code in (400, 413)
     assert counts() == before
     assert Assignment.objects.get(pk=a.pk).state == "reserved"  # the page can still be answered
     assert client.post(f"/study/p/{token}/page/{a.pk}/", full_answers()).status_code == 302
@@ -100,7 +100,7 @@ def test_malformed_participant_tokens_are_404(client, started, token):
     before = counts()
     assert client.get(f"/study/p/{token}/").status_code == 404
     assert client.post(f"/study/p/{token}/page/{a.pk}/", full_answers()).status_code == 404
-    assert client.get(f"/study/p/{token}/audio/{a.page.stimuli.first().token}").status_code == 404
+    assert client.get(f"/study/p/{token}/clip/{a.media_key}/1").status_code == 404
     assert counts() == before
 
 
@@ -118,7 +118,7 @@ def test_a_participant_of_another_study_cannot_use_its_pages(client, started, wo
     before = counts()
     assert stranger.post(f"/study/p/{stranger_token}/page/{a.pk}/", full_answers()).status_code == 404
     stim = a.page.stimuli.first()
-    assert stranger.get(f"/study/p/{stranger_token}/audio/{stim.token}").status_code == 404
+    assert stranger.get(f"/study/p/{stranger_token}/clip/{a.media_key}/1").status_code == 404
     assert counts() == before
 
 
@@ -128,7 +128,7 @@ def test_wrong_methods_are_405(client, started):
     assert client.get(f"/study/p/{token}/page/{a.pk}/").status_code == 405
     assert client.put(f"/study/p/{token}/page/{a.pk}/").status_code == 405
     assert client.delete(f"/study/p/{token}/").status_code == 405
-    assert client.post(f"/study/p/{token}/audio/{a.page.stimuli.first().token}").status_code == 405
+    assert client.post(f"/study/p/{token}/clip/{a.media_key}/1").status_code == 405
     assert counts() == before
 
 
@@ -210,3 +210,32 @@ def test_admin_and_analysis_pages_need_a_login(client, generation_study):
     assert c.get(f"/study/{generation_study.pk}/ratings.csv").status_code == 403
     assert c.get("/admin/listening/rating/").status_code == 302
     assert counts() == before
+
+
+@pytest.mark.parametrize("header", ["bytes=" + "9" * 4300 + "-", "bytes=0-" + "1" * 4300, "bytes=-" + "5" * 30,
+                                    "bytes=abc", "bytes=5-2", "bytes=999999999-", "bytes=-"])
+def test_a_hostile_range_header_is_416_not_500(client, started, header):
+    token, a = started
+    before = counts()
+    r = client.get(f"/study/p/{token}/clip/{a.media_key}/1", HTTP_RANGE=header)
+    assert r.status_code in (206, 416), header  # a suffix longer than the file is the whole file (RFC 9110)
+    if r.status_code == 206:
+        assert r["Content-Range"].startswith("bytes 0-")
+    assert counts() == before
+
+
+@pytest.mark.parametrize("path", ["%00", "1%00", "x%00.wav", "..%2F1"])
+def test_nul_bytes_and_tricks_in_a_clip_path_are_404(client, started, path):
+    token, a = started
+    before = counts()
+    assert client.get(f"/study/p/{token}/clip/{a.media_key}/{path}").status_code == 404
+    assert client.get(f"/study/p/{token}/clip/{path}/1").status_code == 404
+    assert counts() == before
+
+
+def test_another_participants_clip_url_is_404(client, started, generation_study):
+    token, a = started
+    other = Client()
+    other_token = _start(other, generation_study, pid="OTHER-CLIP")
+    assert other.get(f"/study/p/{other_token}/clip/{a.media_key}/1").status_code == 404
+    assert client.get(f"/study/p/{token}/clip/{a.media_key}/3").status_code == 404
