@@ -9,4 +9,4 @@ PORT=${MASHLAB_PORT:-8000}
 export MASHLAB_DEMO_URL=${MASHLAB_DEMO_URL:-http://127.0.0.1:${PORT}}  # the links the demo prints
 .venv/bin/python manage.py demo
 echo "Serving on http://127.0.0.1:${PORT}/ (Ctrl-C stops)"
-exec .venv/bin/gunicorn config.wsgi --bind "127.0.0.1:${PORT}" --workers "${GUNICORN_WORKERS:-2}" --timeout 120 --access-logfile -
+exec .venv/bin/gunicorn -c python:config.gunicorn_conf config.wsgi --bind "127.0.0.1:${PORT}" --access-logfile -
