@@ -83,7 +83,8 @@ class ComeBackLater(ParticipantError):
     """Every page this participant could rate is held by someone else right now: not finished, come back."""
 
 
-def _retryable(exc: OperationalError) -> bool:
+def retryable(exc: OperationalError) -> bool:
+    """A lock or serialisation failure: the transaction rolled back and may run again."""
     text = str(exc)
     return "locked" in text or "deadlock" in text or "serializ" in text
 
@@ -180,7 +181,7 @@ def start_participant(study: Study, *, external_id: str = "", external_study: st
                     return mine
             raise
         except OperationalError as exc:
-            if not _retryable(exc) or attempt == 5:
+            if not retryable(exc) or attempt == 5:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -265,7 +266,7 @@ def _reserve(participant: Participant, study: Study, now: datetime) -> Assignmen
         except IntegrityError:
             continue  # someone took that slot, or this participant's twin request reserved first: look again
         except OperationalError as exc:  # SQLite busy beyond its timeout, PostgreSQL serialization: retry
-            if not _retryable(exc):
+            if not retryable(exc):
                 raise
     raise ParticipantError("The study is very busy right now; please reload this page in a moment.", status=503)
 
@@ -374,7 +375,7 @@ def save_answer(participant: Participant, assignment_id: int, *, field_name: str
         except IntegrityError:
             continue  # a twin click created the row first: update it on the next round
         except OperationalError as exc:
-            if not _retryable(exc) or attempt == 5:
+            if not retryable(exc) or attempt == 5:
                 raise
     raise ParticipantError("The study is very busy right now; please try again.", status=503)
 
@@ -511,7 +512,7 @@ def submit_page(participant: Participant, assignment_id: int, answers: PageAnswe
                 return False
             raise
         except OperationalError as exc:
-            if not _retryable(exc) or attempt == 5:
+            if not retryable(exc) or attempt == 5:
                 raise
     return False  # pragma: no cover
 

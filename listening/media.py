@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 
 from django.db import IntegrityError, OperationalError, transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -29,7 +30,7 @@ from listening.delivery import (
     source_info,
     wav_size,
 )
-from listening.flow import ParticipantError, _take_write_lock, stimulus_at, touch
+from listening.flow import ParticipantError, _take_write_lock, retryable, stimulus_at, touch
 from listening.models import Assignment, Delivery, Stimulus
 
 RANGE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})")
@@ -45,7 +46,7 @@ def record_served(assignment: Assignment, stimulus: Stimulus, *, size: int, star
     """Merge bytes start..end-1 of `stimulus` (served file of `size` bytes) into this page's delivery record."""
     if end <= start:
         return
-    for attempt in range(6):
+    for attempt in range(10):
         try:
             with transaction.atomic():
                 _take_write_lock()
@@ -60,9 +61,10 @@ def record_served(assignment: Assignment, stimulus: Stimulus, *, size: int, star
                 return
         except IntegrityError:
             continue
-        except OperationalError:
-            if attempt == 5:
+        except OperationalError as exc:
+            if not retryable(exc) or attempt == 9:
                 raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def serve_clip(request: HttpRequest, assignment: Assignment, clip: int) -> HttpResponse:

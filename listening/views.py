@@ -10,9 +10,11 @@ holding it (listening.media); answers are saved as they are clicked.
 from __future__ import annotations
 
 import functools
+import time
 from urllib.parse import quote
 
 from django.core.signing import BadSignature
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -62,7 +64,15 @@ def participant_view(view):
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
         try:
-            return view(request, *args, **kwargs)
+            for attempt in range(10):
+                try:
+                    return view(request, *args, **kwargs)
+                except OperationalError as exc:  # SQLite busy/locked past its timeout: every write rolled back
+                    if not flow.retryable(exc):
+                        raise
+                    time.sleep(0.05 * (attempt + 1))
+            raise ParticipantError("The study is very busy right now; please reload this page in a moment.",
+                                   status=503, retry_after_s=5)
         except ParticipantError as exc:
             if request.path.endswith("/answer/"):
                 response = JsonResponse({"error": exc.message}, status=exc.status)
