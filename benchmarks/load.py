@@ -97,7 +97,8 @@ def internal_setup(args) -> None:
     top = n_pages // 2
     study = services.design_generation_study(
         name="bench", db_name="bench", top_n=top, bottom_n=n_pages - top, seed=1,
-        study_settings=services.StudySettings(ratings_per_page=k, pages_per_participant=args.pages_per_participant))
+        study_settings=services.StudySettings(ratings_per_page=k, pages_per_participant=args.pages_per_participant,
+                                              client_limit=100_000, max_participants=100_000))  # all from loopback
     services.set_state(study, Study.State.OPEN)
     print(json.dumps({"public_token": study.public_token, "pages": study.pages.count(), "k": k}))
 
@@ -112,9 +113,9 @@ def internal_verify(args) -> None:
     acks = json.loads(Path(args.acks).read_text())
     study = Study.objects.get(name="bench")
     stored = {}
-    for a_id, pos, aspect, score in Rating.objects.filter(assignment__page__study=study).values_list(
-            "assignment_id", "stimulus__position", "aspect", "score"):
-        stored.setdefault(str(a_id), {})[f"clip{pos + 1}_{aspect}"] = score
+    for a_id, pos, swapped, aspect, score in Rating.objects.filter(assignment__page__study=study).values_list(
+            "assignment_id", "stimulus__position", "assignment__swapped", "aspect", "score"):
+        stored.setdefault(str(a_id), {})[f"clip{(pos ^ swapped) + 1}_{aspect}"] = score  # clip n as shown
     lost = 0
     for ack in acks:
         got = stored.get(str(ack["assignment"]), {})
@@ -176,7 +177,7 @@ def participant(i: int, base: str, public_token: str, stats: Stats, *, replay_sh
                 with stats.lock:
                     stats.finished += 1
                 return
-            audio = re.search(r'src="(/study/p/[^"]+/audio/[^"]+)"', r.text)
+            audio = re.search(r'src="(/study/p/[^"]+/clip/[^"]+)"', r.text)
             stats.timed(s.get, base + audio.group(1), headers={"Range": "bytes=0-1023"})
             answers = {f"clip{n}_{a}": str(int(rng.integers(1, 6))) for n in (1, 2) for a in ASPECTS}
             answers["heard_before"] = "no" if rng.random() < 0.8 else "yes"

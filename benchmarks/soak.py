@@ -15,7 +15,9 @@ random, each seeded by its number: refresh a page before answering, submit
 twice at the same time (double click), go back and resubmit a done page with
 other answers, answer too late (after the reservation ran out), or abandon the
 study holding a page (its reservation must expire and the page go to someone
-else). The last fifth arrive all at once, after the others, on whatever pages
+else), or load their page in several tabs at once. A flooding client joins
+200 times with one PID (it must come back to one participant) and holds the
+page it gets without answering. The last fifth arrive all at once, after the others, on whatever pages
 are still open. Meanwhile gunicorn workers are killed with SIGKILL at random
 (--kills; the master respawns them) and, with PostgreSQL, the server is
 restarted once. A request that fails (connection reset, 5xx) is retried the way
@@ -140,9 +142,20 @@ def participant(i: int, base: str, public_token: str, stats: SoakStats, *, reser
         done_pages: list[tuple[str, dict]] = []
         n_page = 0
         while time.monotonic() < deadline:
+            if rng.random() < 0.2:  # several tabs load the page at once: still one reservation
+                stats.count("parallel_loads")
+                loads = [threading.Thread(target=f.call, args=("GET", home)) for _ in range(4)]
+                for t in loads:
+                    t.start()
+                for t in loads:
+                    t.join()
             r = f.call("GET", home)
             if r.status_code != 200:
                 raise RuntimeError(f"page: {r.status_code} {r.text[:200]}")
+            if 'id="come-back"' in r.text:  # every open page is held by someone else: wait, not finished
+                stats.count("come_back")
+                time.sleep(min(float(r.headers.get("Retry-After", "1")), reservation_s / 2))
+                continue
             m = re.search(r'action="(/study/p/[^"]+/page/(\d+)/)"', r.text)
             if m is None:
                 with stats.lock:
@@ -152,7 +165,7 @@ def participant(i: int, base: str, public_token: str, stats: SoakStats, *, reser
             if abandon_after is not None and n_page >= abandon_after:
                 stats.count("abandoned")  # holds this page until its reservation expires
                 return
-            audio = re.search(r'src="(/study/p/[^"]+/audio/[^"]+)"', r.text)
+            audio = re.search(r'src="(/study/p/[^"]+/clip/[^"]+)"', r.text)
             f.call("GET", audio.group(1), headers={"Range": "bytes=0-1023"})
             if rng.random() < 0.15:  # refresh: the same page again
                 r = f.call("GET", home)
@@ -203,6 +216,25 @@ def participant(i: int, base: str, public_token: str, stats: SoakStats, *, reser
     except Exception as exc:  # noqa: BLE001 - counted and reported, the run goes on
         with stats.lock:
             stats.errors.append(f"participant {i}: {exc}")
+
+
+def flood(base: str, public_token: str, stats: SoakStats, *, deadline: float, n: int = 200) -> None:
+    """A scripted client: one PID joining over and over, and bare joins; it must come back to one participant."""
+    f = Flow(base, stats, deadline=deadline)
+    for j in range(n):
+        if time.monotonic() > deadline:
+            break
+        f.s.cookies.clear()
+        r = f.call("GET", f"/study/s/{public_token}/", params={"PROLIFIC_PID": "flood"})
+        if r.status_code == 302:  # the PID is known: back to its own participant, nobody new
+            stats.count("flood_returned")
+            continue
+        csrf = f.s.cookies.get("csrftoken")
+        r = f.call("POST", f"/study/s/{public_token}/", params={"PROLIFIC_PID": "flood"},
+                   data={"consent": "on", "csrfmiddlewaretoken": csrf})
+        stats.count(f"flood_{r.status_code}")
+        if r.status_code == 302:
+            f.call("GET", r.headers["Location"])  # holds a page it never answers
 
 
 def worker_pids(master: int) -> list[int]:
@@ -302,6 +334,9 @@ def main() -> None:
                                   daemon=True)
         start = time.perf_counter()
         killer.start()
+        flooder = threading.Thread(target=flood, args=(base, info["public_token"], stats),
+                                   kwargs={"deadline": deadline}, daemon=True)
+        flooder.start()
         with ThreadPoolExecutor(max_workers=min(args.concurrency, n_first)) as pool:
             for i in range(n_first):
                 pool.submit(participant, i, base, info["public_token"], stats, reservation_s=args.reservation_s,
@@ -312,6 +347,7 @@ def main() -> None:
             for i in range(n_first, args.participants):
                 pool.submit(participant, i, base, info["public_token"], stats, reservation_s=args.reservation_s,
                             deadline=deadline, start_gate=gate)
+        flooder.join(timeout=120)
         wall = time.perf_counter() - start
         stop.set()
         killer.join(timeout=120)
