@@ -26,6 +26,8 @@ from torch.utils.data import Dataset
 from scoring.errors import ScoringError
 from scoring.feature_store import crop_digests
 
+OPEN_ENTRIES = 64  # memory maps kept open per process by StoredExamples
+
 
 class Examples(Dataset):
     """Labelled examples with per-example checksums; subclasses say where the features live."""
@@ -94,6 +96,13 @@ class StoredExamples(Examples):
 
     def features(self, i: int) -> np.ndarray:
         entry, crop = divmod(i, self.n_crops)
+        return self._open(entry)[crop]
+
+    def _open(self, entry: int) -> np.ndarray:
+        """Entry ``entry`` memory-mapped; the last few stay open, so its other crops cost no new open."""
+        cache = self.__dict__.setdefault("_maps", {})  # per process: DataLoader workers get their own copy
+        if entry in cache:
+            return cache[entry]
         try:
             array = np.load(self.entries[entry], mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as exc:
@@ -101,4 +110,7 @@ class StoredExamples(Examples):
         if array.shape[1:] != self.example_shape or array.shape[0] != self.n_crops:
             raise ScoringError(f"feature entry {self.entries[entry]} has shape {array.shape}, expected "
                                f"({self.n_crops}, {', '.join(map(str, self.example_shape))})")
-        return array[crop]
+        if len(cache) >= OPEN_ENTRIES:
+            cache.pop(next(iter(cache)))
+        cache[entry] = array
+        return array
