@@ -30,6 +30,22 @@ SEGMENTS = ("start", "auto")  # what `ingest --segment` takes; annotated clips a
 SAMPLE_RATE = 44100
 MIN_CLIP_S = 5.0
 MAX_SOURCE_S = 600.0  # `--segment auto` separates the whole recording; longer files are refused (s)
+#: Peak a clip is scaled down to when its decoded source exceeds full scale (Vorbis and MP3 decodes of
+#: masters at 0 dBFS overshoot: 22 of the 41 Wesnoth tracks, up to 1.49), so that integer FLAC holds it.
+HEADROOM_PEAK = 0.999
+
+
+def fit_full_scale(*arrays: np.ndarray) -> tuple[list[np.ndarray], float]:
+    """Scale `arrays` by one common gain so that none peaks above HEADROOM_PEAK; (scaled arrays, gain in dB <= 0).
+
+    Only audio beyond full scale is touched (gain 0 dB otherwise): the level
+    of a clip is its source's wherever integer storage can hold it.
+    """
+    peak = max(float(np.max(np.abs(a))) for a in arrays)
+    if peak <= 1.0:
+        return list(arrays), 0.0
+    gain = HEADROOM_PEAK / peak
+    return [(a * gain).astype(np.float32) for a in arrays], round(20 * np.log10(gain), 4)
 
 
 class IngestError(ValueError):
@@ -46,6 +62,7 @@ class WholeSeparation:
 
     audio: Path
     stems: object  # generation.separation.SeparatedStems (imported lazily: TensorFlow-free callers)
+    gain_db: float = 0.0  # applied to the whole recording before separation (fit_full_scale)
 
 
 @dataclass(frozen=True)
@@ -91,6 +108,7 @@ class PreparedClip:
     beats_per_bar: int = 4
     analysis_source: str = "estimated"
     stems: list[tuple[str, str, str, str]] = field(default_factory=list)  # (name, kind, file name, method)
+    gain_db: float = 0.0  # level change from the source (fit_full_scale), dB
 
 
 @dataclass(frozen=True)
@@ -340,12 +358,14 @@ def plan_auto_clips(
             except (AudioError, SeparationError, SegmentError, ValueError) as exc:
                 report(Failure(source, f"{source}: cannot choose its clips: {exc}"))
     else:
-        wholes: list[tuple[Path, str, str, Path]] = []
+        wholes: list[tuple[Path, str, str, Path, float]] = []
         for source, digest, name in pending:
             folder = staging / "whole" / digest[:16]
             try:
                 audio = load_audio(source, sr=SAMPLE_RATE, min_seconds=MIN_CLIP_S, max_seconds=MAX_SOURCE_S)
-                wholes.append((source, digest, name, write_wav(folder / "whole.wav", audio, sr=SAMPLE_RATE)))
+                (audio,), gain_db = fit_full_scale(audio)
+                wholes.append((source, digest, name, write_wav(folder / "whole.wav", audio, sr=SAMPLE_RATE),
+                               gain_db))
             except AudioError as exc:
                 report(Failure(source, str(exc)))
         try:
@@ -355,7 +375,7 @@ def plan_auto_clips(
             for source, *_ in wholes:
                 report(Failure(source, f"{source}: {exc}"))
             results = []
-        for (source, digest, name, audio), stems in zip(wholes, results):
+        for (source, digest, name, audio, gain_db), stems in zip(wholes, results):
             try:
                 vocal = load_audio(stems.roles["vocal"], sr=SAMPLE_RATE, min_seconds=0.0, max_seconds=None,
                                    allow_silent=True)
@@ -365,7 +385,7 @@ def plan_auto_clips(
             except (AudioError, SegmentError) as exc:
                 report(Failure(source, f"{source}: cannot choose its clips: {exc}"))
                 continue
-            chosen.append((source, digest, name, windows, WholeSeparation(audio, stems)))
+            chosen.append((source, digest, name, windows, WholeSeparation(audio, stems, gain_db)))
     for source, digest, name, windows, whole in chosen:
         _write_choice(cache_dir, digest, windows, **key)
         for plan in _auto_plans(source, name, digest, windows, clips_per_file, whole):
@@ -391,7 +411,8 @@ def _cut_from_whole(plan: ClipPlan, folder: Path) -> PreparedClip:
 
     audio_name = take(plan.whole.audio, folder / "clip", allow_silent=False)
     info = audio_info(folder / audio_name)
-    prepared = PreparedClip(plan, folder, audio_name, SAMPLE_RATE, round(info.frames / SAMPLE_RATE, 6))
+    prepared = PreparedClip(plan, folder, audio_name, SAMPLE_RATE, round(info.frames / SAMPLE_RATE, 6),
+                            gain_db=plan.whole.gain_db)
     separator = stems.methods["vocal"]  # the vocal role is the separator's own vocals stem
     for name, path in stems.raw.items():
         prepared.stems.append((name, "raw", take(path, folder / "sep" / Path(path).stem, allow_silent=True),
@@ -420,15 +441,22 @@ def cut_clip(plan: ClipPlan, folder: Path) -> PreparedClip:
         if not np.any(np.abs(np.sum(list(loaded.values()), axis=0)) > 1e-3):
             raise IngestError(f"{plan.source}: all stems are silent")
         length = min(a.shape[1] for a in loaded.values())
-        parts = {name: a[:, :length] for name, a in loaded.items()}
-        prepared = _write_clip(plan, folder, np.sum(list(parts.values()), axis=0).astype(np.float32))
+        names = list(loaded)
+        mix = np.sum([loaded[n][:, :length] for n in names], axis=0).astype(np.float32)
+        (mix, *scaled), gain_db = fit_full_scale(mix, *(loaded[n][:, :length] for n in names))
+        parts = dict(zip(names, scaled))
+        prepared = _write_clip(plan, folder, mix)
+        prepared.gain_db = gain_db
         files = {}
         for name, audio in parts.items():
             files[name] = store_audio(folder / name, audio, sr=SAMPLE_RATE).name
             prepared.stems.append((name, "raw", files[name], "stems"))
         _write_roles(prepared, parts, files, "stems")
         return prepared
-    return _write_clip(plan, folder, _load(plan.source, plan))
+    (audio,), gain_db = fit_full_scale(_load(plan.source, plan))
+    prepared = _write_clip(plan, folder, audio)
+    prepared.gain_db = gain_db
+    return prepared
 
 
 def _load(path: Path, plan: ClipPlan, *, allow_silent: bool = False) -> np.ndarray:

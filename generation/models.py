@@ -51,6 +51,8 @@ class Clip(models.Model):
                   "window by vocal activity, steady beat and loudness), annotated (a Harmonix segment).")
     segment_score = models.FloatField(null=True, blank=True,
                                       help_text="The auto choice's score (generation.segments), else empty.")
+    gain_db = models.FloatField(default=0.0, help_text="Level change from the source in dB (<= 0): a source "
+                                "decoded beyond full scale is scaled to fit integer FLAC storage.")
     key_label = models.CharField(max_length=16)
     tempo_bpm = models.FloatField()
     beats = models.JSONField(default=list, help_text="Beat times in seconds from the clip start.")

@@ -6,7 +6,8 @@ of `.venv-spleeter` and talks to it in JSON. It imports only Spleeter, its
 dependencies and the standard library (never mashlab or Django).
 
     stdin:  {"model": "spleeter:2stems" | "spleeter:4stems",
-             "jobs": [{"input": "/abs/clip.wav", "output_dir": "/abs/sep"}, ...]}
+             "jobs": [{"input": "/abs/clip.wav", "output_dir": "/abs/sep"}, ...],
+             "chunk": CHUNK, "overlap": OVERLAP}   (samples; optional, for tests)
     stdout: one JSON object: {"ok": true, "model": ..., "model_dir": ..., "load_s": ...,
              "results": [{"input", "stems": {name: path}, "seconds", "error"}]}
             or {"ok": false, "error": "weights_missing" | "download_failed" | "bad_job" | "crashed",
@@ -14,7 +15,14 @@ dependencies and the standard library (never mashlab or Django).
     stderr: progress lines "[spleeter] i/n name seconds", plus TensorFlow's own noise.
 
 TensorFlow starts and the checkpoint is restored once per call, not once per
-file: the graph is built from placeholders and every file is one session run.
+file: the graph is built from placeholders and every file is one session run,
+or, for a file longer than CHUNK + OVERLAP samples (a whole recording for
+`ingest --segment auto`), one run per chunk of CHUNK samples, neighbours
+overlapping by OVERLAP and cross-faded linearly over it. Spleeter holds a
+whole input in memory at once (measured: 2.7 GB for 120 s, 6.0 GB for 318 s
+of stereo), so chunks keep a 10-minute file near the 60 s figure; CHUNK is
+five of Spleeter's own 512-frame segments, where its output already changes
+model context.
 Each stem is written as a 32-bit float WAV at 44.1 kHz (temporary file, then
 rename), so nothing is clipped or quantised on the way back.
 """
@@ -29,6 +37,8 @@ import time
 from pathlib import Path
 
 MODELS = {"spleeter:2stems": "2stems", "spleeter:4stems": "4stems"}
+CHUNK = 5 * 512 * 1024  # samples at 44.1 kHz (59.4 s): five 512-frame Spleeter segments of hop 1024
+OVERLAP = 2 * 44100  # samples cross-faded between neighbouring chunks (2 s)
 EXIT_WEIGHTS, EXIT_BAD_JOB, EXIT_CRASH = 3, 4, 5
 
 
@@ -74,8 +84,32 @@ class _Graph:
             self.session = tf.compat.v1.Session(graph=self.graph)
             saver.restore(self.session, tf.train.latest_checkpoint(str(model_dir)))
 
-    def separate(self, waveform):
-        """waveform: (n, 2) float32 at 44.1 kHz -> {instrument: (n, 2) float32}."""
+    def separate(self, waveform, *, chunk: int = CHUNK, overlap: int = OVERLAP):
+        """waveform: (n, 2) float32 at 44.1 kHz -> {instrument: (n, 2) float32}, in chunks when it is long."""
+        import numpy as np
+
+        n = waveform.shape[0]
+        overlap = 2 * (overlap // 2)  # even, so that neighbouring ramps cover the same samples
+        if n <= chunk + overlap:
+            return {k: v[:n] for k, v in self._run(waveform).items()}
+        ramp = ((np.arange(overlap, dtype=np.float32) + 0.5) / overlap)[:, None]
+        out: dict = {}
+        for start in range(0, n, chunk):
+            a, b = max(0, start - overlap // 2), min(n, start + chunk + overlap // 2)
+            if n - b < overlap:  # a short last piece joins this chunk
+                b = n
+            for name, part in self._run(waveform[a:b]).items():
+                part = np.array(part[: b - a], dtype=np.float32)
+                if a > 0:
+                    part[:overlap] *= ramp
+                if b < n:
+                    part[-overlap:] *= ramp[::-1]
+                out.setdefault(name, np.zeros((n, part.shape[1]), dtype=np.float32))[a:b] += part
+            if b == n:
+                break
+        return out
+
+    def _run(self, waveform):
         feed = {self.features["waveform"]: waveform, self.features["audio_id"]: ""}
         return self.session.run(self.outputs, feed_dict=feed)
 
@@ -117,6 +151,9 @@ def main() -> int:
         job = json.loads(sys.stdin.read())
         descriptor = job["model"]
         jobs = [(Path(j["input"]), Path(j["output_dir"])) for j in job["jobs"]]
+        chunking = {"chunk": int(job.get("chunk", CHUNK)), "overlap": int(job.get("overlap", OVERLAP))}
+        if not 2 <= chunking["overlap"] < chunking["chunk"]:
+            raise ValueError(f"need 2 <= overlap < chunk samples, got {chunking}")
     except (ValueError, KeyError, TypeError) as exc:
         _emit({"ok": False, "error": "bad_job", "message": f"malformed job on stdin: {exc}"})
         return EXIT_BAD_JOB
@@ -149,7 +186,7 @@ def main() -> int:
         entry: dict = {"input": str(source), "stems": {}, "seconds": 0.0, "error": None}
         try:
             waveform = _load(source, graph.sample_rate)
-            prediction = graph.separate(waveform)
+            prediction = graph.separate(waveform, **chunking)
             for name, data in prediction.items():
                 target = out_dir / f"{name}.wav"
                 _write_wav(target, data[: waveform.shape[0]], graph.sample_rate)

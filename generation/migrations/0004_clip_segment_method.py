@@ -1,4 +1,4 @@
-"""Clip.segment_method and Clip.segment_score: where in its source a clip was cut, and why (issue 11)."""
+"""Clip.segment_method, segment_score, gain_db: where in its source a clip was cut, why, and at what level (issue 11)."""
 
 from django.db import migrations, models
 
@@ -26,6 +26,12 @@ class Migration(migrations.Migration):
             name="segment_score",
             field=models.FloatField(blank=True, null=True,
                                     help_text="The auto choice's score (generation.segments), else empty."),
+        ),
+        migrations.AddField(
+            model_name="clip",
+            name="gain_db",
+            field=models.FloatField(default=0.0, help_text="Level change from the source in dB (<= 0): a source "
+                                    "decoded beyond full scale is scaled to fit integer FLAC storage."),
         ),
         migrations.RunPython(mark_annotated, migrations.RunPython.noop),
     ]
