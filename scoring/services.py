@@ -67,6 +67,14 @@ def candidate_identity(candidate: Candidate, clips: dict) -> dict:
     return {"spec_key": candidate.spec_key, "sources": sources}
 
 
+def _stems(candidate: Candidate, *, sr: int, clips) -> dict[str, np.ndarray]:
+    """A candidate's adjusted stems at ``sr`` Hz through the stem cache; a missing stem is a ScoringError."""
+    try:
+        return feature_stems(candidate, sr=sr, clips=clips)
+    except GenerationError as exc:
+        raise ScoringError(str(exc)) from None
+
+
 def _compute(candidate: Candidate, recipe: Recipe, clips: dict) -> np.ndarray:
     cfg = recipe.config
     stems = _stems(candidate, sr=cfg.sr, clips=clips)

@@ -13,8 +13,11 @@ spectral balance is across the three bands, ``amu`` of the excerpt's mean,
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
+from django.core.management import call_command
 
 from scoring import amu
 from scoring.errors import ScoringError
@@ -252,3 +255,102 @@ def test_the_equal_loudness_filter_matches_essentia_at_44_1_khz():
         assert gain_db(hz) == pytest.approx(db, abs=0.01), hz
     with pytest.raises(ScoringError, match="44100 Hz"):
         amu.equal_loudness(np.zeros(100, dtype=np.float32), sr=22050)
+
+
+# --- through the Django services, on ingested generated songs -------------------------------------------
+
+AMU_DB = "amu-db"
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker, module_tmp):
+    """6 cached 30 s songs (the learned-model test's seed-11 set) ingested as stems, 2 original and 2
+    matched candidates, and the vocal with the most qualifying matched pairs."""
+    from django.test import override_settings
+
+    from generation.candidates import clip_infos, generate
+    from generation.conditions import qualifying_stems
+    from generation.models import Clip, MashupDB
+    from scoring.models import System
+    from tests.fixtures_songs import stems_folder
+
+    media = module_tmp / "media"
+    media.mkdir()
+    with django_db_blocker.unblock(), override_settings(MEDIA_ROOT=media):
+        folder = stems_folder(module_tmp / "in", count=48, seed=11, seconds=30.0, take=6)
+        call_command("ingest", str(folder), "--db", AMU_DB, "--separator", "stems", "--no-progress",
+                     stdout=io.StringIO(), stderr=io.StringIO())
+        generate(db_name=AMU_DB, condition="original", count=2, seed=0)
+        generate(db_name=AMU_DB, condition="matched", count=2, seed=1)
+        clips = clip_infos(Clip.objects.filter(db__name=AMU_DB).prefetch_related("stems").order_by("id"))
+        best = max(clips, key=lambda c: qualifying_stems(c, clips).pair_count)
+        q = qualifying_stems(best, clips)
+        assert q.pair_count >= 1, "the world needs a vocal with a qualifying matched pair"
+        yield {"media": media, "vocal": best.id, "pair": (q.harmonic[0].id, q.percussion[0].id)}
+        System.objects.filter(name__in=list(amu.VARIANTS)).delete()
+        MashupDB.objects.filter(name=AMU_DB).delete()
+
+
+@pytest.fixture
+def media(world, settings):
+    settings.MEDIA_ROOT = world["media"]
+    return world["media"]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_both_amu_systems_score_through_the_services(world, media):
+    from generation.candidates import feature_stems
+    from generation.models import Candidate
+    from scoring.models import Score
+    from scoring.services import AMU_NAMES, get_system, score
+
+    cands = list(Candidate.objects.filter(db__name=AMU_DB).select_related("vocal_clip").order_by("id"))
+    assert AMU_NAMES == ("amu", "amu_rhythm") and len(cands) == 4
+    values = {}
+    for name in AMU_NAMES:
+        system = get_system(name)
+        assert system.arch == "amu" and system.config["amu_variant"] == name and not system.checkpoint
+        assert score(system, cands, progress=False) == len(cands)
+        values[name] = np.array([Score.objects.get(system=system, candidate=c).value for c in cands])
+        assert np.all(np.isfinite(values[name]))
+    assert np.max(np.abs(values["amu"] - values["amu_rhythm"])) > 0.01  # two rules, not one under two names
+    c = cands[0]  # the stored amu score is the paper rule on the candidate's 44.1 kHz stems and vocal beats
+    beats = np.asarray(c.vocal_clip.beats)
+    direct = amu.paper_mashability(feature_stems(c, sr=amu.PAPER_SR), sr=amu.PAPER_SR,
+                                   beat_times_s=beats[beats < c.duration_s])
+    assert values["amu"][0] == pytest.approx(direct.total, abs=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_an_amu_system_from_before_the_variants_becomes_amu_rhythm_with_its_scores(world, media):
+    from generation.models import Candidate
+    from scoring.models import Score, System
+    from scoring.services import get_system
+
+    old = System.objects.create(name="amu", arch="amu")  # what every "amu" was: today's amu_rhythm
+    Score.objects.create(system=old, candidate=Candidate.objects.filter(db__name=AMU_DB).first(), value=0.5)
+    new = get_system("amu")
+    old.refresh_from_db()
+    assert old.name == "amu_rhythm" and old.config["amu_variant"] == "amu_rhythm" and old.scores.count() == 1
+    assert new.pk != old.pk and new.config["amu_variant"] == "amu" and new.scores.count() == 0
+    assert get_system("amu_rhythm").pk == old.pk
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_rank_accepts_amu_and_its_pair_score_is_what_score_stores(world, media):
+    from scoring.retrieval import rank_pairs, store_top
+    from scoring.services import get_system, score
+
+    out = io.StringIO()
+    call_command("rank", "--system", "amu_rhythm", "--vocal", str(world["vocal"]), "--top", "1", "--no-progress",
+                 stdout=out)
+    assert "amu_rhythm (amu, naive)" in out.getvalue()
+    system = get_system("amu")
+    ranking = rank_pairs(system, world["vocal"], pairs=[world["pair"]], progress=False)
+    (pair,) = ranking.pairs
+    report = store_top(system, ranking, top=1)
+    score(system, report.candidates, progress=False, rescore=True)
+    assert report.candidates[0].scores.get(system=system).value == pytest.approx(pair.score, abs=1e-6)

@@ -120,7 +120,7 @@ class Command(BaseCommand):
             self._say(f"  {label:<16} {Candidate.objects.filter(db__name=db, condition=c).count():>4}")
 
     def _scores(self, db: str, db_b: str, *, seed: int, epochs: int) -> None:
-        """Train the four networks briefly, score with them and AMU, Table 1.
+        """Train the four networks briefly, score with them and both AMU baselines (amu, amu_rhythm), Table 1.
 
         The recipe is the README's small CPU one, the learned-model test's: width
         0.125, `FeatureConfig.pitch_band()` input, 8 back-to-back 3 s crops per
@@ -130,7 +130,7 @@ class Command(BaseCommand):
         """
         from scoring.features import FeatureConfig
         from scoring.models import System
-        from scoring.services import evaluate, get_system, score, train
+        from scoring.services import AMU_NAMES, evaluate, get_system, score, train
 
         config = FeatureConfig.pitch_band()
         offsets = [k * config.crop_s for k in range(DEMO_CROPS)]
@@ -141,7 +141,7 @@ class Command(BaseCommand):
                           f"{DEMO_CROPS} crops of {config.crop_s:g} s)")
                 train(db_name=db, arch=name.split("_")[0], lsro=lsro, epochs=epochs, seed=seed, name=name,
                       width=DEMO_WIDTH, config=config, crop_offsets_s=offsets, batch_size=16)
-        names = [n for n, _ in SYSTEMS] + ["amu"]
+        names = [n for n, _ in SYSTEMS] + list(AMU_NAMES)
         cands = Candidate.objects.filter(db__name=db).select_related("vocal_clip").order_by("id")
         for name in names:
             n = score(get_system(name), cands)
