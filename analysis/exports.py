@@ -267,6 +267,20 @@ def significance_latex(significance: pd.DataFrame, *, definitions: Mapping[str, 
     return "\n".join(parts)
 
 
+def exclusions_latex(exclusions: pd.DataFrame) -> str:
+    """Who was excluded and why: one row per excluded rater (a single 'none' row when nobody was)."""
+    excluded = exclusions[exclusions["excluded"].astype(bool)]
+    rows = [[r["participant"], r["external_id"] or "--", r["pages"], r["gold_failed"], r["speeder_pages"],
+             "yes" if r["straightliner"] else "no", r["reason"]] for r in records(excluded)]
+    if not rows:
+        rows = [["none", "--", "--", "--", "--", "--", "nobody was excluded"]]
+    caption = (f"Excluded participants: {len(excluded)} of {len(exclusions)}. Gold: gold pages failed; "
+               "speeder: pages faster than the speed rule; straight-lining: the variance of a rater's answers "
+               "below the study's threshold (ITU-T P.808: 0.1).")
+    return latex_tabular(["Participant", "External id", "Pages", "Gold failed", "Speeder pages", "Straight-lining",
+                          "Reason"], rows, caption=caption, label="tab:exclusions", align="llrrrll")
+
+
 def sha256_file(path: Path) -> str:
     """Hex SHA-256 of a file's bytes (what ``sha256sum`` prints)."""
     digest = hashlib.sha256()

@@ -95,20 +95,18 @@ def _row_label(position: int) -> str:
     return f"row {position + 2}"
 
 
-def load_ratings(path: str | Path) -> pd.DataFrame:
-    """Read and validate a ratings CSV (see :data:`COLUMNS`).
+def read_ratings_csv(path: str | Path) -> pd.DataFrame:
+    """Read a ratings CSV as text, every column kept (the optional quality columns too), not yet validated.
 
-    Every cell is read as text first, so that an empty ``group`` or ``query``
-    stays an empty string and a stray "3.5" score is reported, not rounded.
-
-    Returns the validated frame of :func:`validate_ratings`.
-    Raises :class:`RatingsError` for an unreadable file or bad content.
+    Every cell is read as text, so that an empty ``group`` or ``query`` stays
+    an empty string and a stray "3.5" score is reported, not rounded.
+    Raises :class:`RatingsError` for a missing or unreadable file.
     """
     path = Path(path)
     if not path.is_file():
         raise RatingsError(f"ratings file {str(path)!r} does not exist or is not a file.")
     try:
-        frame = pd.read_csv(
+        return pd.read_csv(
             path,
             dtype=str,
             keep_default_na=False,
@@ -117,7 +115,14 @@ def load_ratings(path: str | Path) -> pd.DataFrame:
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise RatingsError(f"ratings file {str(path)!r} is not a readable CSV: {exc}") from exc
-    return validate_ratings(frame)
+
+
+def load_ratings(path: str | Path) -> pd.DataFrame:
+    """Read and validate a ratings CSV (see :data:`COLUMNS`): :func:`read_ratings_csv`, then :func:`validate_ratings`.
+
+    Raises :class:`RatingsError` for an unreadable file or bad content.
+    """
+    return validate_ratings(read_ratings_csv(path))
 
 
 def _first_bad(mask: np.ndarray) -> int:

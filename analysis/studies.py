@@ -25,11 +25,11 @@ from django.conf import settings
 
 from analysis.exports import sha256_frame, sha256_json
 from analysis.ratings import AnalysisError
-from analysis.report import analyse_ratings
+from analysis.report import WITHOUT_EXCLUSIONS, analyse_ratings
 from listening.models import Study
 from listening.services import ratings_table
 
-RESULTS_VERSION = 2  # bump when the files a study's analysis writes change
+RESULTS_VERSION = 3  # bump when the files a study's analysis writes change
 KEY_HEX = 16  # characters of the results key shown in folder names
 FORMATS = "json,csv,latex,html"
 STALE_TMP_S = 3600.0  # a temporary folder older than this is an abandoned computation
@@ -40,9 +40,13 @@ def study_dir(study: Study) -> Path:
 
 
 def study_config(study: Study) -> dict:
-    """Analysis settings from the study: k ratings per page, its design config and seed for the manifest."""
-    return {"ratings_per_stimulus": study.ratings_per_page, "seeds": {"design": int(study.seed)},
-            "study": {"id": study.pk, "name": study.name, "task": study.task, **(study.config or {})}}
+    """Analysis settings from the study: k ratings per page, its design config and seed, its speed rule's share."""
+    config = {"ratings_per_stimulus": study.ratings_per_page, "seeds": {"design": int(study.seed)},
+              "study": {"id": study.pk, "name": study.name, "task": study.task, **(study.config or {})}}
+    quality = (study.config or {}).get("quality") or {}
+    if "max_speeder_share" in quality:
+        config["max_speeder_share"] = float(quality["max_speeder_share"])
+    return config
 
 
 @dataclass
@@ -55,18 +59,29 @@ class StudyResults:
     computed: bool = False  # True when this call ran the analysis, False when it found it stored
     warnings: list[str] = field(default_factory=list)
 
-    def load(self, name: str) -> list | dict:
+    def load(self, name: str, *, without_exclusions: bool = False) -> list | dict:
         """A JSON file of the results ([] when absent or when there are no results)."""
-        if self.folder is None:
+        folder = self.subfolder(without_exclusions=without_exclusions)
+        if folder is None:
             return []
-        path = self.folder / name
+        path = folder / name
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
 
-    def files(self) -> list[str]:
-        """Names of the result files, sorted."""
+    def subfolder(self, *, without_exclusions: bool = False) -> Path | None:
+        """The folder of the results with exclusions applied, or of those over every rater (None if absent)."""
         if self.folder is None:
+            return None
+        if not without_exclusions:
+            return self.folder
+        alt = self.folder / WITHOUT_EXCLUSIONS
+        return alt if alt.is_dir() else None
+
+    def files(self, *, without_exclusions: bool = False) -> list[str]:
+        """Names of the result files, sorted."""
+        folder = self.subfolder(without_exclusions=without_exclusions)
+        if folder is None:
             return []
-        return sorted(p.name for p in self.folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        return sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
 def results_key(ratings, config: dict) -> str:

@@ -113,6 +113,9 @@ class AnalysisConfig:
     seeds: the random seeds of the study design, copied to the manifest.
     study: the study's stored configuration (design, sizes); its hash goes in
         the manifest, so the files can be traced to the study that made them.
+    max_speeder_share: where the ratings carry quality flags but no recorded
+        exclusion, a rater with more than this share of speeder pages is
+        excluded (analysis.exclusions).
     """
 
     ratings_per_stimulus: int = 3
@@ -123,6 +126,7 @@ class AnalysisConfig:
     compare_with_original: bool = False
     seeds: dict[str, int] = field(default_factory=dict)
     study: dict[str, object] = field(default_factory=dict)
+    max_speeder_share: float = 0.2
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, object] | None) -> "AnalysisConfig":
@@ -151,6 +155,8 @@ class AnalysisConfig:
             raise AnalysisError("min_stimuli and min_pairs must be >= 1.")
         if not isinstance(self.seeds, Mapping):
             raise AnalysisError(f"seeds must be a mapping of name to integer, got {self.seeds!r}.")
+        if not 0.0 <= float(self.max_speeder_share) <= 1.0:
+            raise AnalysisError(f"max_speeder_share must be in [0, 1], got {self.max_speeder_share!r}.")
         if not isinstance(self.study, Mapping):
             raise AnalysisError(f"study must be a mapping (the study's configuration), got {self.study!r}.")
 

@@ -29,6 +29,7 @@ def study_analysis(request, pk: int):
     study = get_object_or_404(Study, pk=pk)
     results = current_results(study)
     figure = results.load("figure4.json") or None
+    raters = results.load("exclusions.json")
     context = {
         "study": study, "error": results.error, "warnings": results.warnings, "files": results.files(),
         "results_key": results.key,
@@ -38,21 +39,34 @@ def study_analysis(request, pk: int):
         "figure": figure,
         "has_figure": figure is not None,
         "plotly_version": plotly.__version__,
+        "exclusions": {
+            "participants": len(raters),
+            "excluded": sum(bool(r["excluded"]) for r in raters),
+            # excluded raters first, then the flagged ones the rules kept
+            "rows": sorted((r for r in raters if r["excluded"] or r["gold_failed"] or r["speeder_pages"]
+                            or r["straightliner"]), key=lambda r: not r["excluded"]),
+        },
+        "mos_without": results.load("mos.json", without_exclusions=True),
+        "subjects_without": results.load("subjects.json", without_exclusions=True),
+        "files_without": results.files(without_exclusions=True),
     }
     return render(request, "analysis/study.html", context)
 
 
 @staff_member_required
 @require_GET
-def study_file(request, pk: int, name: str):
-    """One file of the study's current results (Range requests honoured)."""
+def study_file(request, pk: int, name: str, without_exclusions: bool = False):
+    """One file of the study's current results, or of those over every rater (Range requests honoured)."""
     study = get_object_or_404(Study, pk=pk)
     if "/" in name or name.startswith("."):
         raise Http404("no such file")
-    results = current_results(study)
-    if results.folder is None:
-        raise Http404(results.error or "no results")
-    return ranged_file_response(request, safe_path(results.folder, name))
+    folder = current_results(study).subfolder(without_exclusions=without_exclusions)
+    if folder is None:
+        raise Http404("no such results")
+    path = safe_path(folder, name)
+    if path.parent != folder.resolve():
+        raise Http404("no such file")
+    return ranged_file_response(request, path)
 
 
 @staff_member_required

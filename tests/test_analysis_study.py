@@ -15,8 +15,18 @@ from tests.test_listening_world import full_answers
 pytest_plugins = ["tests.test_listening_world"]  # fixtures: world, generation_study
 
 
-def rate_everything(study, *, participants: int = 12, first: int = 0) -> int:
-    """Participants p<first>.. rate until no page is left; each gives scores that vary by participant."""
+def rate_everything(study, *, participants: int = 12, first: int = 0, speed_rule: bool = False) -> int:
+    """Participants p<first>.. rate until no page is left; each gives scores that vary by participant.
+
+    Scripted raters answer a page in milliseconds, so the study's speed rule
+    (listening.quality) would flag every page and exclude every rater: unless
+    ``speed_rule``, it is switched off in the study's config before the first
+    rating, as an experimenter can.
+    """
+    if not speed_rule and study.locked_at is None:
+        quality = dict((study.config or {}).get("quality") or {})
+        study.config = {**(study.config or {}), "quality": {**quality, "speed_share": 0.0}}
+        study.save(update_fields=["config"])
     stored = 0
     for n in range(first, first + participants):
         p = services.start_participant(study, external_id=f"p{n}")
