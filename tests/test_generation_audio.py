@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from generation.audio import AudioError, audio_info, is_audio_file, load_audio, write_wav
+from generation.audio import AudioError, audio_info, is_audio_file, load_audio, store_audio, write_flac, write_wav
 
 SR = 44100
 
@@ -260,3 +260,41 @@ def test_write_wav_keeps_the_old_file_when_it_refuses(tmp_path):
     assert [p.name for p in folder.iterdir()] == ["keep.wav"]
     write_wav(path, tone(1.0, seed=1).T, sr=SR)  # replacing an existing file works
     assert path.read_bytes() != before
+
+
+# --- compact storage ------------------------------------------------------------------------------
+
+def test_store_audio_writes_flac_that_load_audio_reads_within_half_a_step(tmp_path):
+    rng = np.random.default_rng(4)
+    audio = (0.3 * rng.standard_normal((2, 44100 * 6))).clip(-0.99, 0.99).astype(np.float32)
+    path = store_audio(tmp_path / "stem.wav", audio, sr=44100)  # the suffix is the store's choice
+    assert path == tmp_path / "stem.flac" and sf.info(str(path)).subtype == "PCM_16"
+    back = load_audio(path, sr=44100)
+    assert np.max(np.abs(back - audio)) <= 0.5 / 32768 + 1e-9
+    deep = write_flac(tmp_path / "deep.flac", audio, sr=44100, bits=24)
+    assert np.max(np.abs(load_audio(deep, sr=44100) - audio)) <= 0.5 / 2**23 + 1e-9
+    sixteen = np.round(audio * 32768).clip(-32768, 32767) / 32768
+    assert np.array_equal(load_audio(write_flac(tmp_path / "s.flac", sixteen, sr=44100, bits=24), sr=44100),
+                          sixteen.astype(np.float32))  # 16-bit audio survives 24-bit storage exactly
+
+
+def test_store_audio_is_byte_stable_and_far_smaller_than_float_wav(tmp_path):
+    t = np.arange(44100 * 10) / 44100
+    music = (0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(2 * np.pi * 0.5 * t)).astype(np.float32)
+    a = store_audio(tmp_path / "a", np.stack([music, music]), sr=44100)
+    b = store_audio(tmp_path / "b", np.stack([music, music]), sr=44100)
+    assert a.read_bytes() == b.read_bytes()
+    wav = write_wav(tmp_path / "f.wav", np.stack([music, music]), sr=44100)
+    assert a.stat().st_size < 0.25 * wav.stat().st_size
+
+
+def test_store_audio_keeps_samples_beyond_full_scale_as_float_wav_and_replaces_the_other_format(tmp_path):
+    loud = np.full((2, 44100), 1.25, dtype=np.float32)
+    path = store_audio(tmp_path / "x", loud, sr=44100)
+    assert path.suffix == ".wav" and np.array_equal(load_audio(path, sr=44100, min_seconds=0.5), loud)
+    again = store_audio(tmp_path / "x", loud / 2, sr=44100)
+    assert again.suffix == ".flac" and not path.exists()  # one name, one version
+    with pytest.raises(AudioError, match="beyond full scale"):
+        write_flac(tmp_path / "y.flac", loud, sr=44100)
+    with pytest.raises(AudioError, match="bits must be one of"):
+        write_flac(tmp_path / "y.flac", loud / 2, sr=44100, bits=20)

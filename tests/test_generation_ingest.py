@@ -13,6 +13,7 @@ import soundfile as sf
 from django.core.management import CommandError, call_command
 
 from generation.models import Clip, MashupDB, Stem
+from generation.services import db_disk_usage
 
 
 def run(*args: str) -> tuple[str, str]:
@@ -48,8 +49,10 @@ def test_ingest_separates_analyses_stores_and_skips_on_rerun(few_songs, tmp_path
     clips = list(Clip.objects.filter(db__name="gen").order_by("name"))
     assert [c.name for c in clips] == sorted(s.name for s in songs)
     for clip, song in zip(clips, sorted(songs, key=lambda s: s.name)):
-        assert clip.audio_file.is_file()
+        assert clip.audio_file.is_file() and clip.audio_file.suffix == ".flac"
+        assert clip.segment_method == "start" and clip.start_s == 0.0 and clip.gain_db == 0.0
         roles = clip.stem_paths(kind="role")
+        assert all(p.suffix == ".flac" for p in roles.values())
         assert set(roles) == {"vocal", "harmonic", "percussion"}
         assert set(clip.stem_paths(kind="raw")) == {"vocals", "accompaniment"}
         assert all(p.is_file() and settings.MEDIA_ROOT in p.parents for p in roles.values())
@@ -75,6 +78,10 @@ def test_ingest_separates_analyses_stores_and_skips_on_rerun(few_songs, tmp_path
                           "beats_per_bar", "stems", "methods"}
         assert set(r["stems"]) == {"vocal", "harmonic", "percussion"}
         assert all(Path(p).is_file() for p in r["stems"].values())
+        assert (r["segment_method"], r["segment_score"], r["gain_db"]) == ("start", None, 0.0)
+    size = db_disk_usage("gen")
+    print(f"\n2 clips ({', '.join(f'{c.duration_s:.0f} s' for c in clips)}), spleeter:2stems: {size / 2e6:.1f} MB per clip")
+    assert 0 < size < 2 * 8e6  # 20 s clips: five 16-bit FLAC files each; float WAV took 5 x 7.1 MB
 
 
 def _write(path: Path, audio: np.ndarray, sr: int = 44100) -> Path:
@@ -163,6 +170,7 @@ def test_harmonix_annotations_make_verse_and_chorus_clips(few_songs, tmp_path):
                    "--annotations", str(ann), "--jobs", "1")
     clips = list(Clip.objects.filter(db__name="hx").order_by("start_s"))
     assert [c.segment_label for c in clips] == ["verse", "chorus"], out + err
+    assert {c.segment_method for c in clips} == {"annotated"}
     for c in clips:
         assert c.analysis_source == "annotated"
         assert c.tempo_bpm == pytest.approx(song.tempo_bpm, rel=0.01)
@@ -178,3 +186,29 @@ def test_unknown_db_and_bad_annotation_folder_are_clear_errors(tmp_path):
     with pytest.raises(CommandError, match="annotation folder not found"):
         call_command("ingest", str(tmp_path), "--db", "x", "--annotations", str(tmp_path / "missing"),
                      stdout=io.StringIO(), stderr=io.StringIO())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_start_cuts_consecutive_clips_and_scales_audio_beyond_full_scale_to_fit(few_songs, tmp_path):
+    """--clips-per-file 2 from the start: clips at 0 and 8 s. Stems summing past full scale (as Vorbis decodes
+    of loud masters do) are scaled by one gain that is recorded, so 16-bit FLAC holds them unclipped."""
+    song = few_songs[0]
+    folder = tmp_path / "loud" / "song"
+    folder.mkdir(parents=True)
+    for raw, path in song.stem_paths.items():
+        audio, sr = sf.read(str(path), dtype="float32")
+        sf.write(folder / f"{raw}.wav", 2.5 * audio, sr, subtype="FLOAT")
+    out, err = run("ingest", str(folder.parent), "--db", "loud", "--separator", "stems", "--clip-seconds", "8",
+                   "--clips-per-file", "2", "--jobs", "1")
+    assert "2 clips added" in out, out + err
+    clips = list(Clip.objects.filter(db__name="loud").order_by("start_s"))
+    assert [(c.name, c.start_s, c.duration_s) for c in clips] == [("song", 0.0, 8.0), ("song-2", 8.0, 8.0)]
+    for clip in clips:
+        truth = sum(sf.read(str(folder / f"{raw}.wav"), dtype="float32", always_2d=True)[0] for raw in song.stem_paths)
+        i = int(clip.start_s * 44100)
+        window = truth[i: i + int(clip.duration_s * 44100)]
+        stored, _ = sf.read(str(clip.audio_file), dtype="float32", always_2d=True)
+        assert clip.audio_file.suffix == ".flac" and clip.gain_db < 0
+        expected_gain = 10 ** (clip.gain_db / 20)
+        assert np.max(np.abs(stored)) <= 1.0 and np.max(np.abs(window)) > 1.0
+        assert np.max(np.abs(stored - window * expected_gain)) < 2e-4  # the same audio, one gain, 16-bit rounding

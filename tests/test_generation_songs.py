@@ -179,3 +179,16 @@ def test_the_command_line_renders_a_set(tmp_path, capsys):
     assert {p.name for p in folder.iterdir()} == {f"{n}.wav" for n in (*STEM_NAMES, "mix")} | {"truth.json"}
     assert main([str(tmp_path / "bad"), "--count", "0", "--quiet"]) == 1
     assert "count" in capsys.readouterr().err
+
+
+def test_a_late_vocal_entry_silences_only_the_words_before_its_downbeat():
+    plain = _short_spec(seconds=20.0)
+    late = _short_spec(seconds=20.0, vocal_entry_s=9.0)
+    a, b = plan_song(plain), plan_song(late)
+    entry = min(t for t in b.downbeats if t >= 9.0)
+    assert b.notes == a.notes and b.beats == a.beats  # the accompaniment is the same song
+    assert b.vocals == tuple(ev for ev in a.vocals if ev.onset_s >= entry - 1e-9)
+    assert b.vocals[0].onset_s == pytest.approx(entry)
+    assert SongSpec.from_dict(late.to_dict()) == late and "vocal_entry_s" not in plain.to_dict()
+    with pytest.raises(SongError, match="vocal_entry_s"):
+        _short_spec(seconds=20.0, vocal_entry_s=19.0)
