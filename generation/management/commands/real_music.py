@@ -1,0 +1,68 @@
+"""python manage.py real_music [--train-db real-train] [--held-db real-held] [--clips-per-track 3] [--tracks N]
+
+Build two MashupDBs from the recorded music of seven Debian packages
+(generation.real_music): the training packages into one, the held-out
+packages into the other, several representative clips per track
+(`ingest --segment auto`). Idempotent: clips already stored are skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from generation.ingest import SEPARATORS, IngestError
+from generation.models import Clip
+from generation.real_music import HELD_OUT, PACKAGES, TRAINING, RealMusicError, pick, sources, tracks
+from generation.services import db_disk_usage, ingest
+
+
+MIN_TRACK_S = 40.0  # shorter files are sound effects or jingles, not tracks
+
+
+class Command(BaseCommand):
+    help = "Build training and held-out MashupDBs from the free game soundtracks of seven Debian packages."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--train-db", default="real-train")
+        parser.add_argument("--held-db", default="real-held")
+        parser.add_argument("--clips-per-track", type=int, default=3,
+                            help="Best non-overlapping windows per track (default 3).")
+        parser.add_argument("--clip-seconds", type=float, default=30.0)
+        parser.add_argument("--tracks", type=int, default=None,
+                            help="At most this many tracks per package, drawn with --seed (default: all).")
+        parser.add_argument("--seed", type=int, default=0, help="Seed of the track draw (default 0).")
+        parser.add_argument("--separator", default="spleeter:2stems", choices=[s for s in SEPARATORS if s != "stems"])
+        parser.add_argument("--side", choices=["both", TRAINING, HELD_OUT], default="both")
+        parser.add_argument("--jobs", type=int, default=2, help="Processes for analysis (default 2).")
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args, **o):
+        cache = Path(settings.DATA_DIR) / "real-music"
+        dbs = {TRAINING: o["train_db"], HELD_OUT: o["held_db"]}
+        for side in (TRAINING, HELD_OUT):
+            if o["side"] not in ("both", side):
+                continue
+            paths: list[Path] = []
+            for package in (p for p in PACKAGES if p.side == side):
+                try:
+                    found = sources(package, cache)
+                except RealMusicError as exc:
+                    raise CommandError(str(exc)) from None
+                found = tracks(found, min_seconds=MIN_TRACK_S)
+                chosen = pick(found, limit=o["tracks"], seed=o["seed"])
+                self.stdout.write(f"{package.name} ({side}): {len(chosen)} of {len(found)} tracks")
+                paths += chosen
+            try:
+                report = ingest(paths, db_name=dbs[side], separator=o["separator"], clip_seconds=o["clip_seconds"],
+                                segment="auto", clips_per_file=o["clips_per_track"], jobs=o["jobs"],
+                                progress=not o["no_progress"], say=lambda line: self.stderr.write(line))
+            except IngestError as exc:
+                raise CommandError(str(exc)) from None
+            n = Clip.objects.filter(db__name=dbs[side]).count()
+            mb = db_disk_usage(dbs[side]) / 1e6
+            self.stdout.write(f"MashupDB {dbs[side]}: {len(report.added)} clips added, {report.skipped} present, "
+                              f"{len(report.failures)} failed; {mb:.0f} MB on disk for {n} clips = "
+                              f"{mb / max(n, 1):.1f} MB per clip")
