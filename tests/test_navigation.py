@@ -87,6 +87,10 @@ def test_in_chromium_staff_navigate_and_log_out_and_a_participant_has_no_header_
     page.wait_for_load_state("load")
     assert page.url == f"{live_server.url}/study/"
     assert page.get_by_text("nav").first.is_visible()
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: the table keeps its header row and fits
+    page.reload()
+    assert page.locator("table thead th").first.is_visible()
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     page.get_by_role("button", name=re.compile("^log out")).click()
     page.wait_for_load_state("load")
     assert "/admin/login/" in page.url
