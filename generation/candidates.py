@@ -100,6 +100,32 @@ def generate(
     return GenerateReport(created, existing, result.skipped_seeds)
 
 
+def top_up(*, db_name: str, condition: str, total: int, seed: int, accompaniment_db: str | None = None,
+           vocal_id: int | None = None, duration_s: float | None = None) -> int:
+    """Draw until MashupDB `db_name` holds `total` non-test candidates of `condition`; returns how many it holds.
+
+    Idempotent (a second call draws nothing). When fewer than the missing
+    number qualify, it takes what exists: the request halves until one draw
+    succeeds or none is left to ask for.
+    """
+    qs = Candidate.objects.filter(db__name=db_name, condition=Condition.parse(condition).value).exclude(split="test")
+    if accompaniment_db:
+        qs = qs.filter(harmonic_clip__db__name=accompaniment_db)
+    if vocal_id:
+        qs = qs.filter(vocal_clip_id=vocal_id)
+    missing = total - qs.count()
+    while missing > 0:
+        try:
+            generate(db_name=db_name, condition=condition, count=missing, seed=seed, accompaniment_db=accompaniment_db,
+                     vocal_id=vocal_id, duration_s=duration_s)
+            break
+        except GenerationError:
+            if missing == 1:
+                break
+            missing //= 2
+    return qs.count()
+
+
 def store_spec(db: MashupDB, spec: CandidateSpec) -> tuple[Candidate, bool]:
     """Store one candidate spec (drawn, or a ranked pair): (row, True), or its stored twin and False.
 

@@ -3,17 +3,29 @@
 # Idempotent: a second run reuses what is there.
 #   scripts/setup.sh          audio stack, .venv, Spleeter venv, weights, database
 #   scripts/setup.sh --tests  also chromium (browser tests) and postgresql
+#   scripts/setup.sh --real-music  also the seven Debian game-soundtrack packages (about 530 MB of recorded
+#                             music under free licences) that `manage.py real_music` trains and tests on
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 WITH_TESTS=0
-[ "${1:-}" = "--tests" ] && WITH_TESTS=1
+WITH_REAL_MUSIC=0
+for arg in "$@"; do
+  case "$arg" in
+    --tests) WITH_TESTS=1 ;;
+    --real-music) WITH_REAL_MUSIC=1 ;;
+    *) echo "unknown option $arg (setup.sh [--tests] [--real-music])"; exit 2 ;;
+  esac
+done
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # --- Debian packages -------------------------------------------------------
 APT_PKGS=(rubberband-cli ffmpeg fluidsynth fluid-soundfont-gm espeak-ng sox libsndfile1 unzip)
 [ "$WITH_TESTS" = 1 ] && APT_PKGS+=(chromium chromium-driver postgresql)
+# generation/real_music.py names these and no other music packages (recordings elsewhere stay an independent test)
+[ "$WITH_REAL_MUSIC" = 1 ] && APT_PKGS+=(wesnoth-1.16-music ufoai-music nexuiz-music hyperrogue-music asc-music \
+  xblast-tnt-musics fb-music-high)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

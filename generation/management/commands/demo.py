@@ -16,7 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from generation.candidates import GenerationError, generate, render_candidates
+from generation.candidates import render_candidates, top_up
 from generation.models import Candidate, Clip
 from generation.separation import available_models
 from generation.services import ingest
@@ -32,11 +32,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--db", default="demo", help="MashupDB name (default demo).")
-        parser.add_argument("--songs", type=int, default=12, help="Generated songs (default 12).")
+        parser.add_argument("--songs", type=int, default=16, help="Generated songs (default 16).")
         parser.add_argument("--seconds", type=float, default=30.0, help="Song length in seconds (default 30).")
         parser.add_argument("--seed", type=int, default=2021, help="Random seed of the song generator.")
         parser.add_argument("--host", default=os.environ.get("MASHLAB_DEMO_URL", "http://127.0.0.1:8000"))
-        parser.add_argument("--epochs", type=int, default=8, help="Training epochs per demo system.")
+        parser.add_argument("--epochs", type=int, default=20,
+                            help="Training epochs per demo system at most (the best by validation loss is kept).")
         parser.add_argument("--queries", type=int, default=4, help="Retrieval queries of the demo study.")
         parser.add_argument("--stage", choices=["mashupdb", "candidates", "scores", "studies"], default="studies",
                             help="Stop after this stage (default: build everything).")
@@ -88,20 +89,9 @@ class Command(BaseCommand):
 
     def _top_up(self, db: str, condition: str, target: int, *, seed: int, **kw) -> None:
         """Generate until `db` holds `target` candidates of `condition` (fewer if nothing more qualifies)."""
-        qs = Candidate.objects.filter(db__name=db, condition=condition).exclude(split="test")
-        if kw.get("accompaniment_db"):
-            qs = qs.filter(harmonic_clip__db__name=kw["accompaniment_db"])
-        if kw.get("vocal_id"):
-            qs = qs.filter(vocal_clip_id=kw["vocal_id"])
-        missing = target - qs.count()
-        while missing > 0:  # take what exists when fewer than asked qualify
-            try:
-                generate(db_name=db, condition=condition, count=missing, seed=seed, **kw)
-                return
-            except GenerationError as exc:
-                if missing == 1:
-                    self._say(f"{condition}: {exc}")
-                missing //= 2
+        held = top_up(db_name=db, condition=condition, total=target, seed=seed, **kw)
+        if held < target:
+            self._say(f"{condition}: {held} of {target} candidates qualify")
 
     def _candidates(self, db: str, db_b: str, *, seed: int, queries: int) -> None:
         """Positives, negatives and unlabeled in equal thirds, retrieval candidates, all rendered."""

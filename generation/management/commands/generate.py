@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from generation.candidates import GenerationError, generate, render_candidates
+from generation.candidates import GenerationError, generate, render_candidates, top_up
 from generation.conditions import Condition, ConditionError
 
 
@@ -17,10 +17,23 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, required=True, help="Random seed (recorded per candidate).")
         parser.add_argument("--vocal", type=int, default=None, help="Use only this vocal clip id as the seed.")
         parser.add_argument("--duration", type=float, default=None, help="Mashup length in seconds (25-60).")
+        parser.add_argument("--total", action="store_true",
+                            help="--count is the number of such candidates the DB should hold (test set aside): "
+                            "draw only the missing ones, fewer if fewer qualify. Idempotent.")
         parser.add_argument("--render", action="store_true", help="Render mixes and adjusted stems.")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **o):
+        if o["total"]:
+            if o["render"]:
+                raise CommandError("--total does not render: run `manage.py render --db NAME` after it")
+            try:
+                held = top_up(db_name=o["db"], accompaniment_db=o["accompaniment_db"], condition=o["condition"],
+                              total=o["count"], seed=o["seed"], vocal_id=o["vocal"], duration_s=o["duration"])
+            except (GenerationError, ConditionError) as exc:
+                raise CommandError(str(exc)) from None
+            self.stdout.write(f"{o['db']} holds {held} {o['condition']} candidates (asked for {o['count']})")
+            return
         try:
             report = generate(db_name=o["db"], accompaniment_db=o["accompaniment_db"], condition=o["condition"],
                               count=o["count"], seed=o["seed"], vocal_id=o["vocal"], duration_s=o["duration"])
