@@ -199,3 +199,25 @@ def test_bad_input_is_a_clear_error_and_stores_nothing(world, tiny, tmp_path):
         os.replace(hidden, stem.file)
     assert Score.objects.count() == before
     assert not Score.objects.filter(candidate=cand).exists()
+
+
+@pytest.mark.django_db
+def test_the_feature_store_reports_its_size_and_a_cleared_store_gives_the_same_scores(world, tiny):
+    from scoring.services import feature_store
+
+    system = System.objects.get(name="sp-tiny")
+    cands = list(Candidate.objects.filter(db__name="sp-held").order_by("id")[:4])
+    call_command("score", "--system", "sp-tiny", "--candidates", ",".join(str(c.id) for c in cands), "--rescore",
+                 "--no-progress", stdout=io.StringIO())
+    before = dict(Score.objects.filter(system=system, candidate__in=cands).values_list("candidate_id", "value"))
+    out = io.StringIO()
+    call_command("features", stdout=out)
+    entries = int(out.getvalue().split(": ", 1)[1].split(" entries")[0])
+    assert entries >= len(cands) and feature_store().size_bytes() > 0
+    call_command("features", "--clear", stdout=io.StringIO())
+    assert feature_store().size_bytes() == 0
+    call_command("score", "--system", "sp-tiny", "--candidates", ",".join(str(c.id) for c in cands), "--rescore",
+                 "--no-progress", stdout=io.StringIO())
+    after = dict(Score.objects.filter(system=system, candidate__in=cands).values_list("candidate_id", "value"))
+    assert after == before  # recomputed features are the same bytes
+    assert sum(1 for _ in feature_store().entries()) == len(cands)
