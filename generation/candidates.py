@@ -208,8 +208,12 @@ def render_folder(candidate: Candidate) -> Path:
     return Path(settings.MEDIA_ROOT) / "renders" / candidate.db.name / candidate.spec_key[:24]
 
 
-def render_candidates(candidates: Iterable[Candidate], *, progress: bool = True, force: bool = False) -> int:
+def render_candidates(candidates: Iterable[Candidate], *, progress: bool = True, force: bool = False,
+                      on_progress: Callable[[int, int, str], None] | None = None) -> int:
     """Render mixes and adjusted stems (44.1 kHz stereo float WAV); returns how many were rendered.
+
+    `on_progress(done, total, current item)` is called after each candidate, beside the tqdm bar
+    (the workbench feeds its Job row from it).
 
     Rendering is a pure function of the stored record, so a render that
     exists is kept unless `force`; the same candidate always gives the same bytes.
@@ -231,4 +235,6 @@ def render_candidates(candidates: Iterable[Candidate], *, progress: bool = True,
             result.stem_paths[r].relative_to(media).as_posix() for r in ("vocal", "harmonic", "percussion"))
         c.save(update_fields=["mix_path", "vocal_path", "harmonic_path", "percussion_path"])
         done += 1
+        if on_progress is not None:
+            on_progress(done, len(todo), f"candidate {c.id}")
     return done

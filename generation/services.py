@@ -54,6 +54,7 @@ def ingest(
     jobs: int = 1,
     progress: bool = True,
     say: Callable[[str], None] = print,
+    on_progress: Callable[[int, int, str], None] | None = None,
 ) -> IngestReport:
     """Add every new clip of `paths` to MashupDB `db_name`; stored clips are skipped (resumable).
 
@@ -61,6 +62,8 @@ def ingest(
     start; 'auto' separates each file whole and keeps its `clips_per_file`
     best non-overlapping windows (generation.segments). With `annotations_dir`
     the annotated verses and choruses are the clips, whatever `segment` says.
+    `on_progress(done, total, current item)` counts planned clips: 0 of N before
+    separation and analysis, then one per clip stored or failed.
     """
     report = IngestReport()
 
@@ -100,12 +103,18 @@ def ingest(
                     fail(Failure(source, str(exc)))
         if not plans:
             return report
+        if on_progress is not None:
+            on_progress(0, len(plans), "separating and analysing")
         prepared = prepare_clips(plans, staging, separator=separator, jobs=jobs, progress=progress, report=fail)
+        settled = len(plans) - len(prepared)  # failed while cutting, separating or analysing
         for clip in prepared:
             try:
                 report.added.append(_store(clip, db_name))
             except Exception as exc:  # keep the DB and MEDIA_ROOT consistent, go on with the rest
                 fail(Failure(clip.plan.source, f"{clip.plan.source}: could not store clip: {exc}"))
+            settled += 1
+            if on_progress is not None:
+                on_progress(settled, len(plans), str(clip.plan.source))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report

@@ -337,8 +337,10 @@ def _amu_scorer(system: System) -> Callable[[Sequence[Candidate]], np.ndarray]:
 
 
 def score(system: System, candidates: Iterable[Candidate], *, batch: int = 16, progress: bool = True,
-          rescore: bool = False) -> int:
+          rescore: bool = False, on_progress: Callable[[int, int, str], None] | None = None) -> int:
     """Score candidates not yet scored by `system` (all with `rescore`); returns how many were stored.
+
+    `on_progress(done, total, current item)` is called after each stored batch, beside the tqdm bar.
 
     Scores of a batch are computed before anything is written, and each batch
     is stored in one transaction, so a failure stores nothing of that batch.
@@ -360,6 +362,8 @@ def score(system: System, candidates: Iterable[Candidate], *, batch: int = 16, p
                 Score.objects.update_or_create(system=system, candidate=c, defaults={"value": float(v)})
         stored += len(chunk)
         bar.update(len(chunk))
+        if on_progress is not None:
+            on_progress(stored, len(cands), f"candidate {chunk[-1].id}")
     bar.close()
     return stored
 
