@@ -492,6 +492,29 @@ def _write_roles(prepared: PreparedClip, parts: dict[str, np.ndarray], files: di
         prepared.stems.append((role, "role", file, method))
 
 
+def refit_full_scale(clip: PreparedClip) -> None:
+    """When a separated stem came out beyond full scale (kept as float WAV by store_audio), scale the clip.
+
+    Spleeter's outputs and the HPSS split can overshoot full scale a little
+    even when their input does not (measured: an accompaniment of a Wesnoth
+    excerpt at 1.02 from a clip at 0.999). The clip audio and every stem are
+    then scaled by one common gain (fit_full_scale) and stored again, so they
+    keep summing as before and all fit integer FLAC; `clip.gain_db` adds the
+    gain. A clip whose files are all FLAC is left alone.
+    """
+    files = sorted({clip.audio_name, *(file for _, _, file, _ in clip.stems)})
+    if all(Path(f).suffix == ".flac" for f in files):
+        return
+    loaded = [load_audio(clip.folder / f, sr=SAMPLE_RATE, min_seconds=0.0, max_seconds=None, allow_silent=True)
+              for f in files]
+    scaled, gain_db = fit_full_scale(*loaded)
+    renamed = {f: store_audio(clip.folder / f, audio, sr=SAMPLE_RATE).relative_to(clip.folder).as_posix()
+               for f, audio in zip(files, scaled)}
+    clip.audio_name = renamed[clip.audio_name]
+    clip.stems = [(name, kind, renamed[file], method) for name, kind, file, method in clip.stems]
+    clip.gain_db = round(clip.gain_db + gain_db, 4)
+
+
 def separate_clips(clips: list[PreparedClip], *, separator: str, progress: bool = True) -> dict[str, Failure]:
     """Run the separator once over the batch and record stems; returns failures by clip uid."""
     from generation.separation import SeparationError, separate
@@ -586,6 +609,12 @@ def prepare_clips(
             report(Failure(plan.source, str(exc)))
             shutil.rmtree(folder, ignore_errors=True)
     failed = separate_clips(prepared, separator=separator, progress=progress) if separator != "stems" else {}
+    for clip in prepared:
+        if clip.plan.uid not in failed:
+            try:
+                refit_full_scale(clip)
+            except (AudioError, ValueError) as exc:
+                failed[clip.plan.uid] = Failure(clip.plan.source, f"{clip.plan.source}: {exc}")
     failed.update(analyse_clips([c for c in prepared if c.plan.uid not in failed], jobs=jobs, progress=progress))
     good = []
     for clip in prepared:

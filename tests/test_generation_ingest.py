@@ -212,3 +212,28 @@ def test_start_cuts_consecutive_clips_and_scales_audio_beyond_full_scale_to_fit(
         expected_gain = 10 ** (clip.gain_db / 20)
         assert np.max(np.abs(stored)) <= 1.0 and np.max(np.abs(window)) > 1.0
         assert np.max(np.abs(stored - window * expected_gain)) < 2e-4  # the same audio, one gain, 16-bit rounding
+
+
+def test_a_stem_beyond_full_scale_scales_the_whole_clip_into_flac(tmp_path):
+    """Separators can overshoot full scale; then clip audio and stems share one gain and all become FLAC."""
+    from generation.audio import store_audio
+    from generation.ingest import ClipPlan, PreparedClip, refit_full_scale
+
+    rng = np.random.default_rng(2)
+    vocal = (0.3 * rng.standard_normal((2, 44100 * 6))).clip(-0.9, 0.9).astype(np.float32)
+    rest = (1.1 * np.sin(np.linspace(0, 2000, 44100 * 6)))[None].repeat(2, 0).astype(np.float32)  # peaks at 1.1
+    folder = tmp_path / "clip"
+    names = {key: store_audio(folder / key, audio, sr=44100).name
+             for key, audio in (("clip", (vocal + rest) / 2), ("vocals", vocal), ("rest", rest))}
+    assert names["rest"] == "rest.wav"
+    plan = ClipPlan(tmp_path / "x.wav", "x", 0.0, 6.0, "0" * 64)
+    prepared = PreparedClip(plan, folder, names["clip"], 44100, 6.0,
+                            stems=[("vocals", "raw", names["vocals"], "m"), ("vocal", "role", names["vocals"], "m"),
+                                   ("rest", "role", names["rest"], "m")])
+    refit_full_scale(prepared)
+    gain = 10 ** (prepared.gain_db / 20)
+    assert prepared.gain_db == pytest.approx(20 * np.log10(0.999 / 1.1), abs=1e-3)
+    assert {Path(f).suffix for _, _, f, _ in prepared.stems} == {".flac"} and not (folder / "rest.wav").exists()
+    back = {f: sf.read(str(folder / f), dtype="float32", always_2d=True)[0].T for _, _, f, _ in prepared.stems}
+    assert np.max(np.abs(back["rest.flac"] - rest * gain)) < 1e-4
+    assert np.max(np.abs(back["vocals.flac"] - vocal * gain)) < 1e-4  # every file took the same gain
