@@ -26,7 +26,9 @@ serves this file as it is (its ``wav`` format) or encodes it. The three
 adjusted stems, which nothing reads back and which only document the render,
 are stored compactly as ``vocal.flac``, ``harmonic.flac``, ``percussion.flac``
 (24-bit FLAC, `RENDER_STEM_BITS`: their rounding error, at most 6e-8, keeps
-their sum within 2e-7 of the mix; 26 MB per 30 s render instead of 42 MB;
+their sum within 2e-7 of the mix; a 30 s render then takes the mix's 10.6 MB
+plus 5-7 MB for three unadjusted stems of Wesnoth excerpts, up to about 16 MB
+for three stretched ones, instead of 42 MB;
 float WAV for a stem with samples beyond full scale, see
 `generation.audio.store_audio`). libFLAC writes no timestamp, so the same
 stored stems give the same bytes here too. Writes are atomic (temporary file +
