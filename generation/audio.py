@@ -28,6 +28,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from generation.tools import tool_message
+
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".m4a"})
 SILENCE_DBFS = -60.0
 # Lossy formats only estimate their length in the header (MP3 without a Xing frame);
@@ -321,7 +323,7 @@ def _ffprobe_info(path: Path, soundfile_error: str) -> AudioInfo:
     if kind in ("WAV", "FLAC", "AIFF"):  # libsndfile reads these: it failing means a broken file
         raise AudioError(f"{path}: truncated or corrupt {kind} file ({_first_line(soundfile_error)})")
     if shutil.which("ffprobe") is None:
-        raise AudioError(f"{path}: not an audio file libsndfile can read, and ffprobe (apt ffmpeg) is not installed")
+        raise AudioError(f"{path}: not an audio file libsndfile can read, and {tool_message('ffprobe')}")
     cmd = ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
            "stream=sample_rate,channels,duration,duration_ts,time_base:format=duration,format_name",
            "-of", "json", f"file:{path}"]

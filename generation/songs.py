@@ -48,6 +48,7 @@ import numpy as np
 import soundfile as sf
 
 from generation.keys import Key
+from generation.tools import soundfont_hint, soundfont_problem, tool_message
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -496,7 +497,7 @@ def plan_song(spec: SongSpec) -> SongPlan:
 def _require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise SongError(f"{name} not found on PATH: install it (apt-get install {name})")
+        raise SongError(tool_message(name) or f"the '{name}' command is not on PATH")
     return path
 
 
@@ -536,7 +537,7 @@ def _render_midi_stems(plan: SongPlan, n_samples: int, work: Path) -> dict[str, 
     procs = {}
     exe = _require_tool("fluidsynth")
     if not SOUNDFONT.is_file():
-        raise SongError(f"soundfont {SOUNDFONT} not found: apt-get install fluid-soundfont-gm or set MASHLAB_SOUNDFONT")
+        raise SongError(f"{soundfont_problem(SOUNDFONT)}; {soundfont_hint()}")
     for stem, (notes, program, channel) in jobs.items():
         midi_path = work / f"{stem}.mid"
         _write_midi(midi_path, notes, program=program, channel=channel)

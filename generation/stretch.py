@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from generation.tools import tool_message
+
 __all__ = ["ENGINES", "RubberBandStats", "StretchError", "adjust", "output_length", "reset_stats", "rubberband_version", "stats"]
 
 ENGINES: dict[str, str] = {"R2": "--fast", "R3": "--fine"}
@@ -74,7 +76,7 @@ def reset_stats() -> None:
 def _tool() -> str:
     path = shutil.which("rubberband")
     if path is None:
-        raise StretchError("the 'rubberband' command is not installed; install it with: apt-get install rubberband-cli")
+        raise StretchError(tool_message("rubberband") or "the 'rubberband' command is not on PATH")
     return path
 
 
