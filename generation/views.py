@@ -1,9 +1,13 @@
-"""Experimenter pages for MashupDBs: the library and its clips with playable stems."""
+"""Experimenter pages for MashupDBs: the library and its clips with playable stems.
+
+Staff only, like the rest of the experimenter side: MEDIA_ROOT holds stimuli
+(which a participant must not fetch outside their page) and checkpoints.
+"""
 
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
+from django.contrib.admin.views.decorators import staff_member_required
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, render
 
@@ -12,13 +16,13 @@ from generation.conditions import Condition
 from generation.models import Candidate, Clip, MashupDB, Stem
 
 
-@login_required
+@staff_member_required
 def home(request):
     dbs = MashupDB.objects.annotate(n_clips=Count("clips")).order_by("name")
     return render(request, "generation/home.html", {"dbs": dbs})
 
 
-@login_required
+@staff_member_required
 def db_detail(request, name: str):
     db = get_object_or_404(MashupDB, name=name)
     clips = Clip.objects.filter(db=db).prefetch_related("stems").order_by("id")
@@ -29,13 +33,13 @@ def db_detail(request, name: str):
     return render(request, "generation/db_detail.html", {"db": db, "rows": rows})
 
 
-@login_required
+@staff_member_required
 def media_file(request, relative: str):
-    """Experimenter access to stored audio, with Range support for seeking."""
+    """Staff access to stored audio, with Range support for seeking; others are sent to the login page."""
     return ranged_file_response(request, safe_path(Path(settings.MEDIA_ROOT), relative))
 
 
-@login_required
+@staff_member_required
 def candidates(request, name: str):
     """Candidates of each condition with players; unrendered ones are listed without audio."""
     db = get_object_or_404(MashupDB, name=name)
