@@ -34,6 +34,9 @@ INSTALLED_APPS = [
     "scoring",
     "listening",
     "analysis",
+    "workbench",  # before django_tasks_db: its db_worker (reaps dead workers' jobs first) wins
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -112,6 +115,19 @@ MEDIA_URL = "media/"
 SPLEETER_MODEL_PATH = env_path("MODEL_PATH", DATA_DIR / "pretrained_models")
 
 LOGIN_URL = "admin:login"
+
+# Background jobs (workbench): Django's Tasks API through django-tasks, stored in the same database and run by
+# `manage.py db_worker`. MASHLAB_TASKS_BACKEND may name another backend (e.g. the immediate one for debugging).
+TASKS = {
+    "default": {
+        "BACKEND": env_str("MASHLAB_TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
+        "QUEUES": ["default"],
+    }
+}
+# A running job writes a heartbeat every MASHLAB_JOB_HEARTBEAT_S seconds; one silent for MASHLAB_JOB_STALE_S
+# (or whose worker process on this host is gone) is marked failed by the reaper.
+MASHLAB_JOB_HEARTBEAT_S = env_int("MASHLAB_JOB_HEARTBEAT_S", 5)
+MASHLAB_JOB_STALE_S = env_int("MASHLAB_JOB_STALE_S", 60)
 
 # Production hardening: on when MASHLAB_PRODUCTION=1 (behind TLS).
 if env_bool("MASHLAB_PRODUCTION", False):

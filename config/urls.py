@@ -6,5 +6,6 @@ urlpatterns = [
     path("study/", include("listening.urls")),
     path("systems/", include("scoring.urls")),
     path("analysis/", include("analysis.urls")),
+    path("work/", include("workbench.urls")),
     path("", include("generation.urls")),
 ]

@@ -1,0 +1,202 @@
+"""Jobs on the real task queue (issue 14 §1, §3): `manage.py db_worker` runs them against a file database.
+
+Everything runs as separate processes on one SQLite file, as in production: the worker, gunicorn, and
+`manage.py shell` to launch jobs; the test reads the rows back with sqlite3. The world is two generated
+songs imported as stems (tests/fixtures_songs.py), so no separation model is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from config.pgtemp import free_port
+from tests.fixtures_songs import stems_folder
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+SONGS = dict(count=16, seed=22, seconds=30.0, take=2)  # a cached set (test_rank's); 2 songs of 30 s
+
+
+class Site:
+    """One mashlab instance on its own SQLite file and MEDIA_ROOT, driven through manage.py."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.db = root / "mashlab.sqlite3"
+        self.env = {**os.environ, "DATABASE_URL": f"sqlite:///{self.db}", "MEDIA_ROOT": str(root / "media"),
+                    "MASHLAB_DATA_DIR": str(root), "DJANGO_SETTINGS_MODULE": "config.settings",
+                    "MASHLAB_LOG_LEVEL": "ERROR", "MASHLAB_JOB_HEARTBEAT_S": "1", "MASHLAB_JOB_STALE_S": "60",
+                    "MODEL_PATH": os.environ.get("MODEL_PATH", str(REPO / "data" / "pretrained_models"))}
+        self.env.pop("DJANGO_DEBUG", None)
+
+    def manage(self, *args: str, timeout: float = 300) -> str:
+        out = subprocess.run([sys.executable, str(REPO / "manage.py"), *args], env=self.env, cwd=REPO,
+                             capture_output=True, text=True, timeout=timeout)
+        assert out.returncode == 0, f"manage.py {' '.join(args[:2])} failed:\n{out.stderr[-3000:]}"
+        return out.stdout
+
+    def shell(self, code: str) -> object:
+        """Run `code` in `manage.py shell`; it prints one JSON value, returned here."""
+        return json.loads(self.manage("shell", "-c", code).strip().splitlines()[-1])
+
+    def launch(self, stage: str, arguments: dict) -> int:
+        return self.shell(f"from workbench.jobs import launch; print(launch({stage!r}, {arguments!r}).pk)")
+
+    def worker(self, *args: str) -> subprocess.Popen:
+        log = open(self.root / f"worker-{time.monotonic_ns()}.log", "wb")
+        return subprocess.Popen([sys.executable, str(REPO / "manage.py"), "db_worker", "--interval", "0.2", *args],
+                                env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def run_worker_until_idle(self, timeout: float = 300) -> None:
+        """`db_worker --batch`: runs every queued task, then exits."""
+        self.manage("db_worker", "--batch", "--interval", "0", timeout=timeout)
+
+    def job(self, pk: int) -> dict:
+        with sqlite3.connect(self.db, timeout=30) as con:
+            con.row_factory = sqlite3.Row
+            return dict(con.execute("select * from workbench_job where id = ?", (pk,)).fetchone())
+
+    def scalar(self, sql: str, *params) -> object:
+        with sqlite3.connect(self.db, timeout=30) as con:
+            return con.execute(sql, params).fetchone()[0]
+
+    def wait_for(self, pk: int, predicate, *, timeout: float = 180, proc: subprocess.Popen | None = None) -> dict:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            row = self.job(pk)
+            if predicate(row):
+                return row
+            if proc is not None and proc.poll() is not None:
+                pytest.fail(f"the worker exited ({proc.returncode}) with job {pk} {row['state']}")
+            time.sleep(0.1)
+        pytest.fail(f"job {pk} did not get there in {timeout} s: {self.job(pk)}")
+
+
+@pytest.fixture(scope="module")
+def site(module_tmp):
+    s = Site(module_tmp)
+    s.manage("migrate", "-v", "0")
+    s.songs = stems_folder(module_tmp / "songs", **SONGS)
+    yield s
+
+
+def _ingest_args(site: Site, db: str) -> dict:
+    return {"paths": [str(site.songs)], "db": db, "separator": "stems", "jobs": 1}
+
+
+def test_an_ingest_job_runs_through_the_real_db_worker_and_ends_done(site):
+    pk = site.launch("ingest", _ingest_args(site, "wb"))
+    assert site.job(pk)["state"] == "queued"
+    assert site.scalar("select status from django_tasks_database_dbtaskresult where id = ?",
+                       site.job(pk)["task_id"].replace("-", "")) == "READY"
+    site.run_worker_until_idle()
+    job = site.job(pk)
+    assert job["state"] == "done", job["error"]
+    assert job["total"] == job["done"] == SONGS["take"]
+    assert json.loads(job["outputs"])["added"] == SONGS["take"]
+    assert site.scalar("select count(*) from generation_clip c join generation_mashupdb d on c.db_id = d.id "
+                       "where d.name = 'wb'") == SONGS["take"]
+    assert job["started_at"] and job["finished_at"] and job["heartbeat_at"]
+    assert site.scalar("select status from django_tasks_database_dbtaskresult where id = ?",
+                       job["task_id"].replace("-", "")) == "SUCCESSFUL"
+
+
+def test_a_bad_input_ends_the_job_failed_with_a_sentence(site):
+    pk = site.launch("render", {"db": "no-such-db"})
+    site.run_worker_until_idle()
+    job = site.job(pk)
+    assert job["state"] == "failed"
+    assert job["error"].startswith("Render failed: No MashupDB named 'no-such-db'"), job["error"]
+
+
+def test_a_job_whose_worker_is_killed_is_reaped_failed_and_a_retry_completes_storing_each_clip_once(site):
+    pk = site.launch("ingest", _ingest_args(site, "wb-kill"))
+    worker = site.worker()
+    try:
+        site.wait_for(pk, lambda r: r["state"] == "running", proc=worker)
+        time.sleep(1.0)  # inside the stage: separating and analysing
+        assert site.job(pk)["state"] == "running"
+        os.killpg(worker.pid, signal.SIGKILL)
+    finally:
+        worker.wait(timeout=30)
+    assert site.job(pk)["state"] == "running"  # nothing in the dead worker could say otherwise
+
+    reaped = site.shell("from workbench.jobs import reap; print(reap())")
+    job = site.job(pk)
+    assert reaped == [pk] and job["state"] == "failed"
+    assert "stopped while it ran" in job["error"], job["error"]
+    assert site.scalar("select status from django_tasks_database_dbtaskresult where id = ?",
+                       job["task_id"].replace("-", "")) == "FAILED"
+
+    new = site.shell(f"from workbench.jobs import retry; from workbench.models import Job; "
+                     f"print(retry(Job.objects.get(pk={pk})).pk)")
+    site.run_worker_until_idle()
+    again = site.job(new)
+    assert again["state"] == "done", again["error"]
+    assert again["retry_of_id"] == pk and again["done"] == again["total"]
+    rows = site.scalar("select count(*) from generation_clip c join generation_mashupdb d on c.db_id = d.id "
+                       "where d.name = 'wb-kill'")
+    distinct = site.scalar("select count(distinct c.source_sha256 || c.start_s) from generation_clip c "
+                           "join generation_mashupdb d on c.db_id = d.id where d.name = 'wb-kill'")
+    assert rows == distinct == SONGS["take"]
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_the_job_page_in_chromium_shows_a_render_launched_from_its_form_reach_100_percent(site):
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    site.manage("generate", "--db", "wb", "--condition", "original", "--count", "2", "--seed", "1")
+    site.shell("from django.contrib.auth.models import User; "
+               "User.objects.create_superuser('boss', 'b@example.org', 'pw-for-the-test-1'); print(1)")
+    port = free_port()
+    log = open(site.root / "gunicorn.log", "wb")
+    server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", "python:config.gunicorn_conf",
+                               "config.wsgi", "-b", f"127.0.0.1:{port}", "--workers", "1", "--threads", "8"],
+                              env=site.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    worker = None
+    try:
+        for _ in range(600):
+            try:
+                requests.get(base + "/admin/login/", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        with playwright_sync.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+            page = browser.new_page()
+            page.goto(base + "/admin/login/?next=/work/launch/render/")
+            page.fill("#id_username", "boss")
+            page.fill("#id_password", "pw-for-the-test-1")
+            page.click("input[type=submit]")
+            page.select_option("#id_db", "wb")
+            page.click("button[type=submit]")
+            page.wait_for_url("**/work/jobs/*/")
+            assert page.text_content("#state") == "queued"
+            assert page.get_attribute("#bar", "value") == "0"
+            worker = site.worker()  # the page keeps polling; the bar moves once a worker takes the job
+            page.wait_for_function("document.getElementById('state').textContent === 'done'", timeout=120_000)
+            assert page.text_content("#percent") == "100 %"
+            assert page.get_attribute("#bar", "value") == "100"
+            assert page.text_content("#count") == "2 / 2"
+            assert "2 candidates rendered" in page.text_content("#log")
+            assert page.locator("#links a").first.text_content() == "candidates of wb"
+            assert page.is_disabled("#cancel") and not page.is_disabled("#retry")
+            page.goto(base + "/work/")
+            assert "Nothing runs now." in page.text_content("main")
+            browser.close()
+        assert site.scalar("select count(*) from generation_candidate where mix_path != ''") == 2
+    finally:
+        for proc in (worker, server):
+            if proc is not None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=30)

@@ -1,0 +1,91 @@
+"""The stages as django-tasks tasks: each runs the same service code as its management command.
+
+A task takes only the Job's id (JSON-safe); its arguments live on the Job row, so a retry is a new row with
+the same arguments. Failures become the Job's error sentence in workbench.jobs.run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.urls import reverse
+from django_tasks import task
+
+from generation.candidates import get_db, render_candidates
+from generation.ingest import IngestError
+from generation.models import Candidate
+from generation.services import ingest
+from scoring import services as scoring
+from workbench import jobs
+
+
+def _ingest(a: dict, rep: jobs.JobReporter) -> dict:
+    report = ingest(
+        [Path(p) for p in a["paths"]], db_name=a["db"], separator=a.get("separator", "spleeter:4stems"),
+        clip_seconds=float(a.get("clip_seconds", 30.0)),
+        annotations_dir=Path(a["annotations"]) if a.get("annotations") else None,
+        segment=a.get("segment", "start"), clips_per_file=int(a.get("clips_per_file", 1)),
+        jobs=max(1, int(a.get("jobs", 1))), progress=False, say=rep.say, on_progress=rep)
+    if report.failures and not report.added and not report.skipped:
+        raise IngestError(f"nothing could be ingested; first problem: {report.failures[0].message}")
+    return {"db": a["db"], "added": len(report.added), "skipped": report.skipped,
+            "failed": len(report.failures), "links": [[f"MashupDB {a['db']}", reverse("generation:db", args=[a["db"]])]]}
+
+
+def _candidates(a: dict):
+    qs = Candidate.objects.filter(db=get_db(a["db"]))
+    if a.get("condition"):
+        qs = qs.filter(condition=a["condition"])
+    return qs
+
+
+def _render(a: dict, rep: jobs.JobReporter) -> dict:
+    n = render_candidates(_candidates(a).select_related("db").order_by("id"), progress=False,
+                          force=bool(a.get("force")), on_progress=rep)
+    rep.say(f"{n} candidates rendered")
+    return {"db": a["db"], "rendered": n,
+            "links": [[f"candidates of {a['db']}", reverse("generation:candidates", args=[a["db"]])]]}
+
+
+def _score(a: dict, rep: jobs.JobReporter) -> dict:
+    system = scoring.get_system(a["system"])
+    qs = Candidate.objects.filter(db=scoring._db(a["db"]))  # _db turns a missing DB into a ScoringError
+    if a.get("condition"):
+        qs = qs.filter(condition=a["condition"])
+    n = scoring.score(system, qs.select_related("vocal_clip").order_by("id"), progress=False,
+                      rescore=bool(a.get("rescore")), on_progress=rep)
+    rep.say(f"{system.name}: {n} candidates scored")
+    return {"db": a["db"], "system": system.name, "scored": n,
+            "links": [["systems", reverse("scoring:systems")]]}
+
+
+def _train(a: dict, rep: jobs.JobReporter) -> dict:
+    rep(0, 1, f"training {a.get('name') or a['arch']}")
+    system = scoring.train(db_name=a["db"], arch=a["arch"], lsro=bool(a.get("lsro")), epochs=int(a["epochs"]),
+                           seed=int(a.get("seed", 0)), name=a.get("name"), width=float(a.get("width", 1.0)),
+                           progress=False)
+    rep(1, 1, system.name)
+    return {"system": system.name, "links": [["systems", reverse("scoring:systems")]]}
+
+
+@task()
+def ingest_task(job_id: int) -> dict:
+    return jobs.run(job_id, _ingest)
+
+
+@task()
+def render_task(job_id: int) -> dict:
+    return jobs.run(job_id, _render)
+
+
+@task()
+def score_task(job_id: int) -> dict:
+    return jobs.run(job_id, _score)
+
+
+@task()
+def train_task(job_id: int) -> dict:
+    return jobs.run(job_id, _train)
+
+
+TASKS = {"ingest": ingest_task, "render": render_task, "score": score_task, "train": train_task}

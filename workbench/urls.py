@@ -1,0 +1,13 @@
+from django.urls import path
+
+from workbench import views
+
+app_name = "workbench"
+urlpatterns = [
+    path("", views.job_list, name="jobs"),
+    path("jobs/<int:pk>/", views.job_detail, name="job"),
+    path("jobs/<int:pk>.json", views.job_json, name="job_json"),
+    path("jobs/<int:pk>/cancel/", views.job_cancel, name="cancel"),
+    path("jobs/<int:pk>/retry/", views.job_retry, name="retry"),
+    path("launch/<slug:stage>/", views.launch, name="launch"),
+]

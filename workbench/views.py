@@ -1,0 +1,71 @@
+"""Staff pages for background jobs: the list, one job (polled JSON for its progress bar), cancel, retry, launch."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import Http404, HttpResponseNotAllowed, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from workbench import jobs
+from workbench.forms import FORMS
+from workbench.models import Job
+
+
+@staff_member_required
+def job_list(request):
+    reaped = jobs.reap()
+    return render(request, "workbench/jobs.html", {
+        "active": Job.objects.filter(state__in=Job.ACTIVE),
+        "failed": Job.objects.filter(state=Job.FAILED)[:20],
+        "recent": Job.objects.exclude(state__in=Job.ACTIVE)[:50],
+        "reaped": reaped, "stages": sorted(FORMS),
+    })
+
+
+@staff_member_required
+def job_detail(request, pk: int):
+    jobs.reap()
+    return render(request, "workbench/job.html", {"job": get_object_or_404(Job, pk=pk)})
+
+
+@staff_member_required
+def job_json(request, pk: int):
+    jobs.reap()
+    return JsonResponse(get_object_or_404(Job, pk=pk).snapshot())
+
+
+@staff_member_required
+@require_POST
+def job_cancel(request, pk: int):
+    try:
+        jobs.cancel(get_object_or_404(Job, pk=pk))
+    except jobs.WorkbenchError as exc:
+        messages.error(request, str(exc))
+    return redirect("workbench:job", pk=pk)
+
+
+@staff_member_required
+@require_POST
+def job_retry(request, pk: int):
+    try:
+        new = jobs.retry(get_object_or_404(Job, pk=pk))
+    except jobs.WorkbenchError as exc:
+        messages.error(request, str(exc))
+        return redirect("workbench:job", pk=pk)
+    return redirect("workbench:job", pk=new.pk)
+
+
+@staff_member_required
+def launch(request, stage: str):
+    if stage not in FORMS:
+        raise Http404(f"no launch form for {stage!r}")
+    if request.method not in ("GET", "POST"):
+        return HttpResponseNotAllowed(["GET", "POST"])
+    form = FORMS[stage](request.POST or None, initial=request.GET or None)
+    if request.method == "POST" and form.is_valid():
+        args = {k: v for k, v in form.cleaned_data.items() if v not in ("", None, False)}
+        job = jobs.launch(stage, args)
+        return redirect("workbench:job", pk=job.pk)
+    return render(request, "workbench/launch.html", {"form": form, "stage": stage})
