@@ -6,7 +6,9 @@ from django import forms
 
 from listening.export import ASPECTS
 from listening.flow import PageAnswers, ParticipantError
+from listening.quality import QualityRules
 from listening.stimuli import STIMULUS_FORMATS
+from listening.studies import StudySettings, setting_help
 
 YES_NO = [("yes", "Yes"), ("no", "No")]
 
@@ -25,6 +27,13 @@ class QuestionnaireForm(forms.Form):
                                        label="Have you ever produced music (recorded, mixed or composed)?")
 
 
+def _setting(field: type[forms.Field], name: str, **kwargs) -> forms.Field:
+    """A study-setting field: the dataclass default as initial value, `setting_help` as help text."""
+    defaults = StudySettings()
+    initial = getattr(defaults.quality if name in QualityRules.__dataclass_fields__ else defaults, name)
+    return field(initial=initial, help_text=setting_help(name), **kwargs)
+
+
 class DesignForm(forms.Form):
     name = forms.SlugField(max_length=100, help_text="A short name for the study (letters, digits, dashes).")
     task = forms.ChoiceField(choices=[("generation", "generation"), ("retrieval", "retrieval")])
@@ -36,12 +45,57 @@ class DesignForm(forms.Form):
     n_queries = forms.IntegerField(min_value=1, initial=30, label="Queries Q (retrieval)")
     n_candidates = forms.IntegerField(min_value=1, initial=180, label="Candidates per query C (retrieval)")
     seed = forms.IntegerField(min_value=0, initial=0)
-    ratings_per_page = forms.IntegerField(min_value=1, max_value=50, initial=3)
-    pages_per_participant = forms.IntegerField(min_value=1, max_value=1000, initial=10)
-    reservation_minutes = forms.FloatField(min_value=0.1, initial=20)
-    require_full_play = forms.BooleanField(required=False, label="Unlock a clip's questions only after it played to the end")
-    audio_format = forms.ChoiceField(choices=list(STIMULUS_FORMATS.items()), initial="flac",
-                                     label="Audio participants download")
+    # How the study runs: StudySettings and its QualityRules, recorded in the study's config.
+    ratings_per_page = _setting(forms.IntegerField, "ratings_per_page", min_value=1, max_value=50)
+    pages_per_participant = _setting(forms.IntegerField, "pages_per_participant", min_value=1, max_value=1000)
+    reservation_minutes = _setting(forms.FloatField, "reservation_minutes", min_value=0.1)
+    require_full_play = _setting(forms.BooleanField, "require_full_play", required=False,
+                                 label="Unlock a clip's questions only after it played to the end")
+    audio_format = _setting(forms.ChoiceField, "audio_format", choices=list(STIMULUS_FORMATS.items()),
+                            label="Audio participants download")
+    completion_url = _setting(forms.URLField, "completion_url", required=False, max_length=500,
+                              assume_scheme="https", label="Completion URL")
+    max_participants = _setting(forms.IntegerField, "max_participants", required=False, min_value=0,
+                                label="Most participants")
+    client_limit = _setting(forms.IntegerField, "client_limit", required=False, min_value=1, max_value=10000,
+                            label="New participants per client per hour")
+    first_activity_s = _setting(forms.IntegerField, "first_activity_s", required=False, min_value=10,
+                                label="Seconds to start a reserved page")
+    gold_every = _setting(forms.IntegerField, "gold_every", required=False, min_value=0, max_value=1000,
+                          label="One gold page every N pages")
+    speed_share = _setting(forms.FloatField, "speed_share", required=False, min_value=0, max_value=10,
+                           label="Speed rule: share of the clips' length")
+    max_speeder_share = _setting(forms.FloatField, "max_speeder_share", required=False, min_value=0, max_value=1,
+                                 label="Most speeder pages tolerated (share)")
+    straightline_variance = _setting(forms.FloatField, "straightline_variance", required=False, min_value=0,
+                                     label="Straight-lining: least variance of a rater's answers")
+    min_answers_for_variance = _setting(forms.IntegerField, "min_answers_for_variance", required=False,
+                                        min_value=2, label="Straight-lining applies from this many answers")
+
+    GROUPS = (
+        ("What the study shows", ("name", "task", "db", "candidate_db", "systems", "top_n", "bottom_n",
+                                  "n_queries", "n_candidates", "seed")),
+        ("Pages and participants", ("ratings_per_page", "pages_per_participant", "reservation_minutes",
+                                    "require_full_play", "audio_format")),
+        ("Crowdsourcing and abuse limits", ("completion_url", "max_participants", "client_limit",
+                                            "first_activity_s")),
+        ("Quality control (ITU-T P.808)", ("gold_every", "speed_share", "max_speeder_share",
+                                           "straightline_variance", "min_answers_for_variance")),
+    )
+
+    def clean_gold_every(self) -> int | None:
+        value = self.cleaned_data.get("gold_every")
+        if value == 1:
+            raise forms.ValidationError("One gold page every N pages needs N of at least 2 (or 0 for none).")
+        return value
+
+    def groups(self) -> list[tuple[str, list[forms.BoundField]]]:
+        """The form's fields in titled groups, for the template."""
+        return [(title, [self[name] for name in names]) for title, names in self.GROUPS]
+
+    def study_settings(self) -> StudySettings:
+        """The validated form as the study's settings (empty optional fields: the defaults)."""
+        return StudySettings.from_values(self.cleaned_data)
 
 
 def parse_page_form(data, *, require_full_play: bool = False) -> PageAnswers:

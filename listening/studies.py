@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -56,6 +56,31 @@ class StudySettings:
         return asdict(self)
 
     @classmethod
+    def from_values(cls, values: Mapping[str, object]) -> StudySettings:
+        """Settings from flat form/command values named as in `SETTING_HELP` (missing or None: the default).
+
+        The quality rules (`QualityRules` fields) sit beside the others, so the
+        new-study form and ``manage.py design_study`` share one list of names.
+        Types are coerced by the defaults' types; validation is `check`.
+        """
+        base, rules = cls(), QualityRules()
+
+        def pick(obj: object, name: str) -> object:
+            value, default = values.get(name), getattr(obj, name)
+            if value is None or value == "" and not isinstance(default, str):
+                return default
+            if isinstance(default, bool) != isinstance(value, bool):
+                raise DesignError(f"{name.replace('_', ' ')} must be yes or no, got {value!r}")
+            try:
+                return type(default)(value)
+            except (TypeError, ValueError):
+                raise DesignError(f"{name.replace('_', ' ')} must be a {type(default).__name__}, got "
+                                  f"{str(value)[:40]!r}") from None
+
+        quality = QualityRules(**{k: pick(rules, k) for k in QualityRules.__dataclass_fields__})
+        return cls(**{k: pick(base, k) for k in cls.__dataclass_fields__ if k != "quality"}, quality=quality)
+
+    @classmethod
     def of(cls, study: Study) -> StudySettings:
         """A stored study's settings: its config (older studies: the defaults), the model's fields on top."""
         cfg = dict(study.config or {})
@@ -70,6 +95,9 @@ class StudySettings:
                                         and " " not in self.completion_url):
             raise DesignError(f"the completion URL must be an http(s) address without spaces, got "
                               f"{self.completion_url[:80]!r}")
+        if self.quality.min_answers_for_variance < 2:
+            raise DesignError(f"the straight-lining rule needs at least 2 answers to measure a variance, got "
+                              f"{self.quality.min_answers_for_variance}")
         if self.max_participants < 0 or self.client_limit < 1 or self.first_activity_s < 10:
             raise DesignError("participant limits: at most N participants (N >= 0), at least 1 new participant per "
                               "client per hour, at least 10 s to start a page")
@@ -85,6 +113,39 @@ class StudySettings:
             raise DesignError(f"pages per participant must be >= 1, got {self.pages_per_participant}")
         if not self.reservation_minutes > 0:
             raise DesignError(f"reservation minutes must be > 0, got {self.reservation_minutes}")
+
+
+def _default_text(name: str) -> str:
+    obj = QualityRules() if name in QualityRules.__dataclass_fields__ else StudySettings()
+    value = getattr(obj, name)
+    return f"{value!r}" if isinstance(value, str) else str(value)
+
+
+# Each study setting the new-study form and `manage.py design_study` expose, with what it means; the paper's and
+# ITU-T P.808's values are named where they differ from the default. "(default X)" is added from the dataclasses.
+SETTING_HELP: dict[str, str] = {
+    "ratings_per_page": "Participants who rate each page (paper: 3).",
+    "pages_per_participant": "Pages one participant rates, gold pages not counted.",
+    "reservation_minutes": "Minutes a participant holds a page once it is shown.",
+    "require_full_play": "Accept a page only after the server has sent both clips whole.",
+    "audio_format": "What participants download: " + "; ".join(f"{k} = {v}" for k, v in STIMULUS_FORMATS.items()) + ".",
+    "completion_url": ("Where a finished participant is sent; {code} and {pid} become their completion code and "
+                       "external id (Prolific: https://app.prolific.com/submissions/complete?cc={code}). Empty: none."),
+    "max_participants": "Participants the study admits; 0 = twice the number the design needs, plus 10.",
+    "client_limit": "New participants one client (IP address) may start per hour.",
+    "first_activity_s": "Seconds a reserved page may stay unplayed and unanswered before it goes back to the pool.",
+    "gold_every": ("One gold page (a vocal's original beside its unmatched key-and-tempo candidate; the original must "
+                   "win on harmony and rhythm) per this many pages; 0 = none (ITU-T P.808: 10)."),
+    "speed_share": "A page answered faster (server clock) than this share of its clips' summed length is a speeder page.",
+    "max_speeder_share": "Exclude a rater with more than this share of speeder pages.",
+    "straightline_variance": "Exclude a rater whose answers vary less than this (variance of 1..5; ITU-T P.808: 0.1).",
+    "min_answers_for_variance": "The straight-lining rule applies from this many answers on.",
+}
+
+
+def setting_help(name: str) -> str:
+    """`SETTING_HELP[name]` with the default value appended, for form help texts and command --help."""
+    return f"{SETTING_HELP[name]} (default {_default_text(name)})"
 
 
 def _systems(names: Sequence[str] | None) -> list[System]:

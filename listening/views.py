@@ -388,11 +388,8 @@ def new_study(request: HttpRequest) -> HttpResponse:
     form = DesignForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
-        study_settings = StudySettings(
-            ratings_per_page=d["ratings_per_page"], pages_per_participant=d["pages_per_participant"],
-            reservation_minutes=d["reservation_minutes"], require_full_play=d["require_full_play"],
-            audio_format=d["audio_format"])
         try:
+            study_settings = form.study_settings()
             study = studies.design_study(
                 task=d["task"], name=d["name"], db_name=d["db"], systems_text=d["systems"],
                 candidate_db=d["candidate_db"], top_n=d["top_n"], bottom_n=d["bottom_n"],

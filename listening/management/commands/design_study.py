@@ -9,7 +9,9 @@ from django.core.management.base import BaseCommand, CommandError
 from listening import services
 from listening.design import DesignError
 from listening.models import Study
+from listening.quality import QualityRules
 from listening.stimuli import STIMULUS_FORMATS
+from listening.studies import setting_help
 
 
 class Command(BaseCommand):
@@ -26,23 +28,38 @@ class Command(BaseCommand):
         parser.add_argument("--queries", type=int, default=30, help="Retrieval: query vocals Q (default 30).")
         parser.add_argument("--candidates", type=int, default=180, help="Retrieval: candidates per query C (default 180).")
         parser.add_argument("--seed", type=int, default=0, help="Seed of every random choice of the design.")
-        parser.add_argument("--ratings-per-page", type=int, default=3)
-        parser.add_argument("--pages-per-participant", type=int, default=10)
-        parser.add_argument("--reservation-minutes", type=float, default=20.0)
-        parser.add_argument("--require-full-play", action="store_true",
-                            help="Unlock a clip's questions only after it played to the end.")
-        parser.add_argument("--audio", choices=list(STIMULUS_FORMATS), default="flac",
-                            help="What participants download: " + "; ".join(
-                                f"{k} = {v}" for k, v in STIMULUS_FORMATS.items()) + " (default flac).")
+        # How the study runs (listening.studies.StudySettings and its QualityRules; recorded in the study config).
+        defaults, rules = services.StudySettings(), QualityRules()
+        parser.add_argument("--ratings-per-page", type=int, default=defaults.ratings_per_page,
+                            help=setting_help("ratings_per_page"))
+        parser.add_argument("--pages-per-participant", type=int, default=defaults.pages_per_participant,
+                            help=setting_help("pages_per_participant"))
+        parser.add_argument("--reservation-minutes", type=float, default=defaults.reservation_minutes,
+                            help=setting_help("reservation_minutes"))
+        parser.add_argument("--require-full-play", action="store_true", help=setting_help("require_full_play"))
+        parser.add_argument("--audio", dest="audio_format", choices=list(STIMULUS_FORMATS),
+                            default=defaults.audio_format, help=setting_help("audio_format"))
+        parser.add_argument("--completion-url", default=defaults.completion_url, help=setting_help("completion_url"))
+        parser.add_argument("--max-participants", type=int, default=defaults.max_participants,
+                            help=setting_help("max_participants"))
+        parser.add_argument("--client-limit", type=int, default=defaults.client_limit,
+                            help=setting_help("client_limit"))
+        parser.add_argument("--first-activity-seconds", dest="first_activity_s", type=int,
+                            default=defaults.first_activity_s, help=setting_help("first_activity_s"))
+        parser.add_argument("--gold-every", type=int, default=rules.gold_every, help=setting_help("gold_every"))
+        parser.add_argument("--speed-share", type=float, default=rules.speed_share, help=setting_help("speed_share"))
+        parser.add_argument("--max-speeder-share", type=float, default=rules.max_speeder_share,
+                            help=setting_help("max_speeder_share"))
+        parser.add_argument("--straightline-variance", type=float, default=rules.straightline_variance,
+                            help=setting_help("straightline_variance"))
+        parser.add_argument("--min-answers-for-variance", type=int, default=rules.min_answers_for_variance,
+                            help=setting_help("min_answers_for_variance"))
         parser.add_argument("--open", action="store_true", help="Open the study for participants right away.")
         parser.add_argument("--export", type=Path, help="Write <name>-design.json and .csv into this folder.")
 
     def handle(self, *args, **opts):
-        study_settings = services.StudySettings(
-            ratings_per_page=opts["ratings_per_page"], pages_per_participant=opts["pages_per_participant"],
-            reservation_minutes=opts["reservation_minutes"], require_full_play=opts["require_full_play"],
-            audio_format=opts["audio"])
         try:
+            study_settings = services.StudySettings.from_values(opts)
             study = services.design_study(
                 task=opts["task"], name=opts["name"], db_name=opts["db"], systems_text=opts["systems"],
                 candidate_db=opts["candidate_db"], top_n=opts["top"], bottom_n=opts["bottom"],
