@@ -22,7 +22,7 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # --- Debian packages -------------------------------------------------------
 APT_PKGS=(rubberband-cli ffmpeg fluidsynth fluid-soundfont-gm espeak-ng sox libsndfile1 unzip)
-[ "$WITH_TESTS" = 1 ] && APT_PKGS+=(chromium chromium-driver postgresql)
+[ "$WITH_TESTS" = 1 ] && APT_PKGS+=(chromium chromium-driver postgresql openttd-openmsx)
 # generation/real_music.py names these and no other music packages (recordings elsewhere stay an independent test)
 [ "$WITH_REAL_MUSIC" = 1 ] && APT_PKGS+=(wesnoth-1.16-music ufoai-music nexuiz-music hyperrogue-music asc-music \
   xblast-tnt-musics fb-music-high)
