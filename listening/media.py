@@ -6,20 +6,22 @@ hands out is merged into the page's `Delivery` row for that clip once it has
 been yielded to the server, so "played to the end" is the server's own record:
 a client that never fetched the audio cannot claim it.
 
-Range headers: one ``bytes=a-b`` range (at most 18 digits a side); anything
-longer or unsatisfiable is 416, a multi-range request gets the whole file.
+Range headers follow the one rule of every file the app serves,
+`config.ranged.parse_range`: one ``bytes=a-b`` or ``bytes=-n`` range gets 206;
+a malformed, over-long or unsatisfiable one is 416; none, another unit or
+several ranges get the whole file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 
 from django.db import IntegrityError, OperationalError, transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
+from config.ranged import RangeNotSatisfiable, parse_range
 from listening.delivery import (
     CONTENT_TYPE,
     DeliveryError,
@@ -33,7 +35,6 @@ from listening.delivery import (
 from listening.flow import ParticipantError, _take_write_lock, retryable, stimulus_at, touch
 from listening.models import Assignment, Delivery, Stimulus
 
-RANGE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})")
 CHUNK_BYTES = 64 * 1024
 
 
@@ -81,20 +82,12 @@ def serve_clip(request: HttpRequest, assignment: Assignment, clip: int) -> HttpR
     info = infos[stim.position]
     size = wav_size(frames=frames, channels=info.channels)
     start, end, status = 0, size, 200
-    header = request.headers.get("Range", "").strip()
-    if header and "," not in header:
-        match = RANGE.fullmatch(header)
-        if not match or match.groups() == ("", ""):
-            return _unsatisfiable(size)
-        first, last = match.groups()
-        if first == "":
-            start, end = max(0, size - int(last)), size
-        else:
-            start = int(first)
-            end = min(int(last) + 1, size) if last else size
-        if start >= size or end <= start:
-            return _unsatisfiable(size)
-        status = 206
+    try:
+        asked = parse_range(request.headers.get("Range", ""), size)
+    except RangeNotSatisfiable:
+        return _unsatisfiable(size)
+    if asked is not None:
+        (start, end), status = asked, 206
     touch(assignment)
     seed = _dither_seed(assignment, stim.position)
 
