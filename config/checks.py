@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core import checks
+from django.core.checks import CheckMessage, register
 
 TAG = "mashlab"
 
@@ -41,7 +42,7 @@ def check_tools(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -
     for check_id, name in TOOL_CHECKS.items():
         problem = tool_problem(name)
         if problem is not None:
-            kind = Error if TOOLS[name].required else Warning
+            kind = checks.Error if TOOLS[name].required else checks.Warning
             messages.append(kind(problem, hint=tool_hint(name), id=check_id))
     return messages
 
@@ -53,7 +54,7 @@ def check_soundfont(app_configs: Sequence[AppConfig] | None = None, **kwargs: An
     from generation.tools import soundfont_hint, soundfont_problem
 
     problem = soundfont_problem(SOUNDFONT)
-    return [] if problem is None else [Warning(problem, hint=soundfont_hint(), id=SOUNDFONT_ID)]
+    return [] if problem is None else [checks.Warning(problem, hint=soundfont_hint(), id=SOUNDFONT_ID)]
 
 
 @register(TAG)
@@ -64,11 +65,11 @@ def check_spleeter(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
     messages: list[CheckMessage] = []
     problem = separation.interpreter_problem()
     if problem is not None:
-        messages.append(Error(problem, hint=separation.interpreter_hint(), id=SPLEETER_INTERPRETER_ID))
+        messages.append(checks.Error(problem, hint=separation.interpreter_hint(), id=SPLEETER_INTERPRETER_ID))
     root = separation.model_root()
     for model, check_id in WEIGHTS_IDS.items():
         if not separation.weights_present(model, root=root):
-            kind = Error if check_id.startswith("mashlab.E") else Warning
+            kind = checks.Error if check_id.startswith("mashlab.E") else checks.Warning
             messages.append(kind(separation.missing_weights_problem(model, root=root),
                                  hint=separation.missing_weights_hint(model, root=root), id=check_id))
     return messages
