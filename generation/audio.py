@@ -352,6 +352,8 @@ def _ffprobe_info(path: Path, soundfile_error: str) -> AudioInfo:
 
 def _read_ffmpeg(path: Path, info: AudioInfo, *, start_s: float, frames: int) -> np.ndarray:
     """Decode with the ffmpeg CLI to 32-bit float at the file's own rate; (channels, n) float32."""
+    if shutil.which("ffmpeg") is None:
+        raise AudioError(f"{path}: {tool_message('ffmpeg')}")
     cmd = ["ffmpeg", "-nostdin", "-v", "error", "-ss", f"{start_s:.6f}", "-i", f"file:{path}",
            "-map", "0:a:0", "-t", f"{frames / info.sr:.6f}",
            "-f", "f32le", "-acodec", "pcm_f32le", "-ac", str(info.channels), "-"]

@@ -105,3 +105,18 @@ def test_it_reports_missing_spleeter_interpreter_and_weights_as_the_separation_s
     with pytest.raises(separation.SeparationError) as caught:
         separation.separate([clip], [tmp_path / "out"], model="spleeter:2stems", progress=False)
     assert str(caught.value) == message
+
+
+def test_decoding_without_ffmpeg_says_the_checks_sentence(tmp_path, monkeypatch):
+    from generation.audio import AudioError, load_audio
+
+    if shutil.which("ffprobe") is None or shutil.which("ffmpeg") is None:
+        pytest.skip("needs ffmpeg and ffprobe installed (apt-get install ffmpeg)")
+    song = tmp_path / "song.m4a"  # AAC: libsndfile cannot read it, ffprobe reads the header, ffmpeg decodes
+    made = subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=6",
+                           "-ac", "2", "-c:a", "aac", str(song)], capture_output=True)
+    assert made.returncode == 0, made.stderr
+    monkeypatch.setenv("PATH", path_without(tmp_path, "ffmpeg"))
+    with pytest.raises(AudioError) as caught:
+        load_audio(song)
+    assert str(caught.value) == f"{song}: {tool_problem('ffmpeg')}; {tool_hint('ffmpeg')}"
