@@ -140,7 +140,7 @@ def candidates() -> dict[str, callable]:
 
 LEGEND = {
     "stock": "RNNBeatProcessor + TempoEstimationProcessor (stock madmom, no tracker)",
-    "downbeat": "octave from the downbeat network's tempo histogram (the rule before 2027)",
+    "downbeat": "octave from the downbeat network's tempo histogram (the previous rule)",
     "beat": "octave from RNNBeatProcessor's tempo histogram",
     "both": "octave from both histograms, weights 0.6 / 0.4, no prior",
     "both+prior": "both histograms and a log-normal prior (120 BPM, 1.5 octaves)",
