@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,7 +118,7 @@ def _stock_processor():
     return TempoEstimationProcessor(histogram_processor=CombFilterTempoHistogramProcessor(fps=100), method=None, fps=100)
 
 
-def candidates() -> dict[str, callable]:
+def candidates() -> dict[str, Callable[[dict[str, np.ndarray]], float]]:
     """Estimator name -> function(activations) -> BPM. All but the first track beats with the downbeat network."""
     stock = _stock_processor()
     hist = _Processors.get()["tempo"]
