@@ -152,7 +152,7 @@ def test_a_job_whose_worker_is_killed_is_reaped_failed_and_a_retry_completes_sto
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium")
-def test_the_job_page_in_chromium_shows_a_render_launched_from_its_form_reach_100_percent(site):
+def test_the_job_page_in_chromium_shows_render_and_score_launched_from_their_forms_reach_100_percent(site):
     playwright_sync = pytest.importorskip("playwright.sync_api")
     if not site.scalar("select count(*) from generation_mashupdb where name = 'wb'"):  # run alone: the command
         site.manage("ingest", str(site.songs), "--db", "wb", "--separator", "stems", "--jobs", "1", "--no-progress")
@@ -196,10 +196,19 @@ def test_the_job_page_in_chromium_shows_a_render_launched_from_its_form_reach_10
             assert "2 candidates rendered" in page.text_content("#log")
             assert page.locator("#links a").first.text_content() == "candidates of wb"
             assert page.is_disabled("#cancel") and not page.is_disabled("#retry")
+            page.goto(base + "/work/launch/score/")  # the same worker scores them with the AMU baseline
+            page.select_option("#id_system", "amu")
+            page.select_option("#id_db", "wb")
+            page.click("#launch")
+            page.wait_for_url("**/work/jobs/*/")
+            page.wait_for_function("document.getElementById('state').textContent === 'done'", timeout=120_000)
+            assert page.text_content("#percent") == "100 %" and page.text_content("#count") == "2 / 2"
             page.goto(base + "/work/")
             assert "Nothing runs now." in page.text_content("main")
             browser.close()
         assert site.scalar("select count(*) from generation_candidate where mix_path != ''") == 2
+        assert site.scalar("select count(*) from scoring_score s join scoring_system y on s.system_id = y.id "
+                           "where y.name = 'amu'") == 2
     finally:
         for proc in (worker, server):
             if proc is not None:
