@@ -94,12 +94,13 @@ def _ingest_args(site: Site, db: str) -> dict:
     return {"paths": [str(site.songs)], "db": db, "separator": "stems", "jobs": 1}
 
 
-def test_an_ingest_job_runs_through_the_real_db_worker_and_ends_done(site):
+def test_jobs_run_through_the_real_db_worker_one_ends_done_and_bad_input_ends_failed_with_a_sentence(site):
     pk = site.launch("ingest", _ingest_args(site, "wb"))
+    bad = site.launch("render", {"db": "no-such-db"})
     assert site.job(pk)["state"] == "queued"
     assert site.scalar("select status from django_tasks_database_dbtaskresult where id = ?",
                        site.job(pk)["task_id"].replace("-", "")) == "READY"
-    site.run_worker_until_idle()
+    site.run_worker_until_idle()  # one worker runs both, one after the other
     job = site.job(pk)
     assert job["state"] == "done", job["error"]
     assert job["total"] == job["done"] == SONGS["take"]
@@ -109,14 +110,11 @@ def test_an_ingest_job_runs_through_the_real_db_worker_and_ends_done(site):
     assert job["started_at"] and job["finished_at"] and job["heartbeat_at"]
     assert site.scalar("select status from django_tasks_database_dbtaskresult where id = ?",
                        job["task_id"].replace("-", "")) == "SUCCESSFUL"
-
-
-def test_a_bad_input_ends_the_job_failed_with_a_sentence(site):
-    pk = site.launch("render", {"db": "no-such-db"})
-    site.run_worker_until_idle()
-    job = site.job(pk)
-    assert job["state"] == "failed"
-    assert job["error"].startswith("Render failed: No MashupDB named 'no-such-db'"), job["error"]
+    failed = site.job(bad)
+    assert failed["state"] == "failed"
+    assert failed["error"].startswith("Render failed: No MashupDB named 'no-such-db'"), failed["error"]
+    assert site.scalar("select status from django_tasks_database_dbtaskresult where id = ?",
+                       failed["task_id"].replace("-", "")) == "FAILED"
 
 
 def test_a_job_whose_worker_is_killed_is_reaped_failed_and_a_retry_completes_storing_each_clip_once(site):
