@@ -24,10 +24,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analysis import tables  # noqa: E402
+from analysis import (
+    figures,  # noqa: E402
+    tables,  # noqa: E402
+)
 from analysis.ratings import ASPECTS, coverage, validate_ratings  # noqa: E402
 from analysis.report import analyse_ratings  # noqa: E402
-from analysis import figures  # noqa: E402
 
 SYSTEMS = ("AMU", "PreMixNet", "PostMixNet", "PreMixNet+LSRO", "PostMixNet+LSRO")
 QUALITY = {"original": 4.2, "AMU": 2.6, "PreMixNet": 3.0, "PostMixNet": 3.1,

@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from config.pgtemp import TempPostgres, free_port  # noqa: E402
+
 PY = sys.executable
 ASPECTS = ("overall", "harmony", "rhythm", "timbre", "innovation")
 

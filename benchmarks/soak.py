@@ -54,9 +54,9 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
-import load  # benchmarks/load.py: the synthetic study, the verifier, Stats
+import load  # noqa: E402  benchmarks/load.py: the synthetic study, the verifier, Stats
 
-from config.pgtemp import TempPostgres
+from config.pgtemp import TempPostgres  # noqa: E402
 
 PY = sys.executable
 ASPECTS = load.ASPECTS

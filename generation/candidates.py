@@ -12,10 +12,10 @@ from django.db import IntegrityError, transaction
 from tqdm import tqdm
 
 from generation.conditions import CandidateSpec, ClipInfo, Condition, ConditionError, draw_candidates
-from generation.render import RenderError, adjust_for_features, render_candidate
-from generation.stem_cache import StemCache, StemCacheError
 from generation.keys import Key
 from generation.models import Candidate, Clip, MashupDB, Stem
+from generation.render import RenderError, adjust_for_features, render_candidate
+from generation.stem_cache import StemCache, StemCacheError
 
 
 class GenerationError(ValueError):

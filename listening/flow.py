@@ -43,7 +43,6 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from listening.assignment import choose_page, free_slot, reference_side, step_seed
-from listening.delivery import covers
 from listening.export import ASPECTS
 from listening.models import (
     Answer,

@@ -19,8 +19,8 @@ from django.db import transaction
 
 from generation.models import Candidate, MashupDB
 from listening import design as pure
-from listening.design import DesignError
 from listening.delivery import DeliveryError, page_frames, source_info
+from listening.design import DesignError
 from listening.models import Page, Stimulus, StimulusLabel, Study
 from listening.quality import QualityError, QualityRules
 from listening.stimuli import STIMULUS_FORMATS, StimulusError, write_stimulus

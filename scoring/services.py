@@ -7,7 +7,6 @@ so the same candidate always yields the same input.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 

@@ -45,7 +45,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from torch.utils.data import DataLoader
 
 from scoring.errors import ScoringError

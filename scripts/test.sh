@@ -7,4 +7,6 @@ bash scripts/setup.sh --tests
 # plus about 2 GB of cached songs in data/test-cache; say what there is, for when a write fails
 echo "[test] free disk: $(df -h --output=avail . | tail -1 | tr -d ' ') here, $(df -h --output=avail "${TMPDIR:-/tmp}" | tail -1 | tr -d ' ') in ${TMPDIR:-/tmp}"
 export MODEL_PATH=${MODEL_PATH:-$(pwd)/data/pretrained_models}
+echo "[test] ruff check (lint and import order, configured in pyproject.toml)"
+.venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"

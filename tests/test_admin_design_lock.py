@@ -91,8 +91,8 @@ def test_recorded_answers_and_participants_are_view_only(admin_client, locked_st
         assert admin_client.post(url, data).status_code == 403, url
         assert admin_client.post(url.replace("/change/", "/delete/"), {"post": "yes"}).status_code == 403, url
     assert admin_client.get("/admin/listening/rating/add/").status_code == 403
-    r = admin_client.post("/admin/listening/rating/", {"action": "delete_selected", "post": "yes",
-                                                        "_selected_action": [rating.pk]})
+    admin_client.post("/admin/listening/rating/", {"action": "delete_selected", "post": "yes",
+                                                    "_selected_action": [rating.pk]})  # admin's bulk delete
     assert counts() == before
     rating.refresh_from_db()
     participant.refresh_from_db()

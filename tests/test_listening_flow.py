@@ -18,7 +18,7 @@ from django.utils import timezone
 from config.pgtemp import PostgresUnavailable, TempPostgres
 from listening import flow, services
 from listening.delivery import HEADER_BYTES
-from listening.models import Answer, Assignment, Page, PageResponse, Participant, Rating, Study
+from listening.models import Answer, Assignment, PageResponse, Participant, Rating, Study
 from listening.quality import QualityRules
 from tests.test_listening_http import _current, _start
 from tests.test_listening_world import full_answers

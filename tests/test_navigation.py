@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.test import Client
 
 from listening import services
 from listening.models import Study

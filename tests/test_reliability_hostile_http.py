@@ -117,7 +117,6 @@ def test_a_participant_of_another_study_cannot_use_its_pages(client, started, wo
     stranger_token = _start(stranger, other_study)
     before = counts()
     assert stranger.post(f"/study/p/{stranger_token}/page/{a.pk}/", full_answers()).status_code == 404
-    stim = a.page.stimuli.first()
     assert stranger.get(f"/study/p/{stranger_token}/clip/{a.media_key}/1").status_code == 404
     assert counts() == before
 

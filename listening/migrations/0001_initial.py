@@ -2,8 +2,9 @@
 
 import django.core.validators
 import django.db.models.deletion
-import listening.models
 from django.db import migrations, models
+
+import listening.models
 
 
 class Migration(migrations.Migration):

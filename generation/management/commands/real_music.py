@@ -18,7 +18,6 @@ from generation.models import Clip
 from generation.real_music import HELD_OUT, PACKAGES, TRAINING, RealMusicError, pick, sources, tracks
 from generation.services import db_disk_usage, ingest
 
-
 MIN_TRACK_S = 40.0  # shorter files are sound effects or jingles, not tracks
 
 
