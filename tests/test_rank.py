@@ -67,10 +67,10 @@ def _system(name: str, arch: str, folder) -> System:
     # gains that keep these songs' scores in the middle of 0..1 (measured: 0.34-0.82 and 0.43-0.47)
     _spread(model, seed=6, **({"fc_gain": 4.0, "mean": -8.1} if arch == "premix" else {"fc_gain": 2.0, "mean": -5.1}))
     path = folder / f"{name}.pt"
-    save_checkpoint(path, model=model.eval(), optimizer=None, epoch=0, history=[], feature_config=CFG)
-    system = register_checkpoint(name, path)
-    system.config = {**system.config, "crop_offsets_s": CROPS_S}
-    system.save()
+    save_checkpoint(path, model=model.eval(), optimizer=None, epoch=0, history=[], feature_config=CFG,
+                    crop_offsets_s=CROPS_S)
+    system = register_checkpoint(name, path)  # the crops come from the checkpoint
+    assert system.config["crop_offsets_s"] == CROPS_S
     return system
 
 
