@@ -206,7 +206,8 @@ def test_the_feature_store_reports_its_size_and_a_cleared_store_gives_the_same_s
     from scoring.services import feature_store
 
     system = System.objects.get(name="sp-tiny")
-    cands = list(Candidate.objects.filter(db__name="sp-held").order_by("id")[:4])
+    cands = list(Candidate.objects.filter(db__name="sp-train").order_by("id")[:4])  # the world's: kept across tests
+    assert len(cands) == 4
     call_command("score", "--system", "sp-tiny", "--candidates", ",".join(str(c.id) for c in cands), "--rescore",
                  "--no-progress", stdout=io.StringIO())
     before = dict(Score.objects.filter(system=system, candidate__in=cands).values_list("candidate_id", "value"))
