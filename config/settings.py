@@ -6,6 +6,8 @@ takes to run a second, separate instance beside the first.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -81,6 +83,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"].update(
         {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     )
+    # Tests: a file, not Django's shared-cache in-memory database, whose table locks ignore the busy
+    # timeout, so the live server's threads and the test's own writes ("database table is locked") wait
+    # for each other instead of failing.
+    DATABASES["default"]["TEST"] = {"NAME": str(env_path("MASHLAB_TEST_DB", Path(tempfile.gettempdir())
+                                                          / f"mashlab-test-{os.getpid()}.sqlite3"))}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
