@@ -15,9 +15,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-
-class AssignmentError(ValueError):
-    """Bad settings for page assignment."""
+from listening.errors import AssignmentError
 
 
 def choose_page(

@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from listening.errors import DeliveryError
+
 HEADER_BYTES = 44
 SAMPLE_BYTES = 2
 CONTENT_TYPE = "audio/wav"
 
 
-class DeliveryError(ValueError):
-    """A stimulus that cannot be served as a page's clip."""
 
 
 @dataclass(frozen=True)

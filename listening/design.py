@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from listening.errors import DesignError
+
 ORIGINAL = "original"
 GROUPS = ("top", "bottom", "original", "query-top1", "filler")
 
 
-class DesignError(ValueError):
-    """A study cannot be designed from the given candidates, scores or settings."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class Design:
 
 def _check_seed(seed: int) -> None:
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise DesignError(f"seed must be a non-negative integer, got {seed!r}")
+        raise DesignError(f"the seed must be a whole number of at least 0, got {seed!r}", field="seed")
 
 
 def ranked(scores: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
@@ -114,25 +114,28 @@ def generation_design(
     """
     _check_seed(seed)
     if top_n < 0 or bottom_n < 0 or top_n + bottom_n == 0:
-        raise DesignError(f"top_n and bottom_n must be >= 0 and not both 0, got {top_n} and {bottom_n}")
+        raise DesignError(f"top N and bottom N must be at least 0 and not both 0, got {top_n} and {bottom_n}",
+                          field="top_n")
     if not scores:
-        raise DesignError("no systems to compare: score the candidates first")
+        raise DesignError("no systems to compare: score the candidates first", field="systems")
     if ORIGINAL in scores:
-        raise DesignError(f"'{ORIGINAL}' is reserved for the original version and cannot be a scoring system")
+        raise DesignError(f"'{ORIGINAL}' is reserved for the original version and cannot be a scoring system",
+                          field="systems")
     picks: dict[int, list[Label]] = {}
     for system in sorted(scores):
         order = ranked(scores[system])
         if len(order) < top_n + bottom_n:
             raise DesignError(
-                f"system {system!r} scored {len(order)} candidates; top {top_n} + bottom {bottom_n} "
-                f"need {top_n + bottom_n} (score more candidates or lower --top/--bottom)"
-            )
+                f"system {system!r} scored {len(order)} matched candidates, but top N {top_n} + bottom N {bottom_n} "
+                f"need {top_n + bottom_n}: score more candidates or ask for a smaller top N / bottom N",
+                field="top_n")
         n = len(order)
         chosen = [(i, "top") for i in range(top_n)] + [(n - bottom_n + i, "bottom") for i in range(bottom_n)]
         for position, group in chosen:
             cid, value = order[position]
             if cid not in original_of:
-                raise DesignError(f"candidate {cid} has no original version of its vocal seed: generate originals first")
+                raise DesignError(f"candidate {cid} has no original version of its vocal seed: generate originals "
+                                  "first")
             picks.setdefault(cid, []).append(Label(system, group, position + 1, float(value)))
     rng = np.random.default_rng(seed)
     stimuli: list[StimulusSpec] = []
@@ -162,10 +165,11 @@ def retrieval_design(*, queries: Sequence[Query], seed: int) -> Design:
     """
     _check_seed(seed)
     if not queries:
-        raise DesignError("no queries: the query MashupDB has no vocal with candidates from the other MashupDB")
+        raise DesignError("no queries: the query MashupDB has no vocal with candidates from the other MashupDB",
+                          field="db")
     systems = sorted(queries[0].scores)
     if not systems:
-        raise DesignError("no systems to compare: score the candidates first")
+        raise DesignError("no systems to compare: score the candidates first", field="systems")
     rng = np.random.default_rng(seed)
     stimuli: list[StimulusSpec] = []
     pages: list[PageSpec] = []
@@ -194,18 +198,27 @@ def retrieval_design(*, queries: Sequence[Query], seed: int) -> Design:
     return Design("retrieval", int(seed), stimuli, pages)
 
 
+def _draw(ids: Sequence[int], *, n: int, seed: int) -> list[int]:
+    """At most `n` of `ids` drawn without replacement (seeded), ascending; all if fewer."""
+    ids = sorted(set(ids))
+    if len(ids) <= n:
+        return ids
+    rng = np.random.default_rng(seed)
+    return sorted(int(ids[i]) for i in rng.choice(len(ids), size=n, replace=False))
+
+
 def choose_queries(vocal_ids: Sequence[int], *, n_queries: int, seed: int) -> list[int]:
     """`n_queries` vocal ids drawn without replacement (seeded), in ascending order; all if fewer."""
     _check_seed(seed)
     if n_queries < 1:
-        raise DesignError(f"n_queries must be >= 1, got {n_queries}")
-    ids = sorted(set(vocal_ids))
-    if len(ids) <= n_queries:
-        return ids
-    rng = np.random.default_rng(seed)
-    return sorted(int(ids[i]) for i in rng.choice(len(ids), size=n_queries, replace=False))
+        raise DesignError(f"the number of queries Q must be at least 1, got {n_queries}", field="n_queries")
+    return _draw(vocal_ids, n=n_queries, seed=seed)
 
 
 def choose_candidates(candidate_ids: Sequence[int], *, n_candidates: int, seed: int) -> list[int]:
     """At most `n_candidates` ids drawn without replacement (seeded), ascending; all if fewer."""
-    return choose_queries(candidate_ids, n_queries=n_candidates, seed=seed)
+    _check_seed(seed)
+    if n_candidates < 1:
+        raise DesignError(f"the number of candidates per query C must be at least 1, got {n_candidates}",
+                          field="n_candidates")
+    return _draw(candidate_ids, n=n_candidates, seed=seed)

@@ -11,27 +11,18 @@ stimulus id names one system (the analysis requires that). Filler stimuli
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import pandas as pd
 
-ASPECTS: tuple[str, ...] = ("overall", "harmony", "rhythm", "timbre", "innovation")
-COLUMNS: tuple[str, ...] = (
-    "task", "page", "participant", "stimulus", "system", "group", "query", "aspect", "score",
-    "heard_before", "seconds", "listens_daily", "produces_music",
-    "external_id", "completion_code", "plays", "speeder_page", "gold_failed", "speeder_pages", "straightliner",
-    "excluded", "exclusion_reason",
-)
-"""The analysis reads the first thirteen (its contract); the rest let an experimenter check payments and quality:
-external id (Prolific PID), completion code, plays of this clip (browser's count), whether this page was a
-speeder page, the participant's quality flags (listening.quality) and whether / why they are excluded."""
+from listening.aspects import ASPECTS
+from listening.errors import ExportError
+
 DESIGN_COLUMNS: tuple[str, ...] = (
     "study", "task", "seed", "page", "position", "query", "stimulus", "candidate", "system", "group", "rank", "score",
 )
 
 
-class ExportError(ValueError):
-    """Rows that cannot be written in the export format."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +51,14 @@ class RatingRow:
     straightliner: str = ""
     excluded: str = ""
     exclusion_reason: str = ""
+    headphones: str = ""
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RatingRow))
+"""The export's columns, in `RatingRow`'s order. The analysis reads the first thirteen (its contract); the rest let
+an experimenter check payments and quality: external id (Prolific PID), completion code, plays of this clip
+(browser's count), whether this page was a speeder page, the participant's quality flags (listening.quality),
+whether / why they are excluded, and their headphone screening (passed / failed / '' when the study has none)."""
 
 
 def yes_no(value: bool | None) -> str:

@@ -43,6 +43,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from listening.assignment import choose_page, free_slot, reference_side, step_seed
+from listening.errors import ParticipantError
 from listening.export import ASPECTS
 from listening.models import (
     Answer,
@@ -60,22 +61,6 @@ from listening.studies import StudySettings
 
 EXTERNAL_ID = re.compile(r"[A-Za-z0-9_.@+\-]{1,128}")
 CLIENT_WINDOW_S = 3600
-
-
-class ParticipantError(Exception):
-    """A participant request that cannot be served; `status` is the HTTP status the view answers with.
-
-    field_errors: form field (``clip2_rhythm``, ``clip1``, ``heard_before``) -> its message, so the page can
-    show each message beside its question.
-    """
-
-    def __init__(self, message: str, *, status: int = 400, field_errors: dict[str, str] | None = None,
-                 retry_after_s: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.field_errors = field_errors or {}
-        self.retry_after_s = retry_after_s
 
 
 class ComeBackLater(ParticipantError):

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from django import forms
 
-from listening.export import ASPECTS
-from listening.flow import PageAnswers, ParticipantError
+from generation.models import MashupDB
+from listening.aspects import ASPECTS
+from listening.errors import DesignError, ListeningError, ParticipantError
+from listening.flow import PageAnswers
+from listening.models import Study
 from listening.quality import QualityRules
 from listening.stimuli import STIMULUS_FORMATS
-from listening.studies import StudySettings, setting_help
+from listening.studies import StudySettings, check_name, setting_help
+from scoring.models import System
 
 YES_NO = [("yes", "Yes"), ("no", "No")]
 
@@ -35,16 +39,32 @@ def _setting(field: type[forms.Field], name: str, **kwargs) -> forms.Field:
 
 
 class DesignForm(forms.Form):
-    name = forms.SlugField(max_length=100, help_text="A short name for the study (letters, digits, dashes).")
-    task = forms.ChoiceField(choices=[("generation", "generation"), ("retrieval", "retrieval")])
-    db = forms.CharField(max_length=100, label="MashupDB (generation) / query MashupDB (retrieval)")
-    candidate_db = forms.CharField(max_length=100, required=False, label="Candidate MashupDB (retrieval, optional)")
-    systems = forms.CharField(max_length=500, required=False, help_text="Comma-separated; empty = every system.")
-    top_n = forms.IntegerField(min_value=0, initial=20, label="Top N (generation)")
-    bottom_n = forms.IntegerField(min_value=0, initial=20, label="Bottom N (generation)")
-    n_queries = forms.IntegerField(min_value=1, initial=30, label="Queries Q (retrieval)")
-    n_candidates = forms.IntegerField(min_value=1, initial=180, label="Candidates per query C (retrieval)")
-    seed = forms.IntegerField(min_value=0, initial=0)
+    """The new-study form: what the study shows (picked from the MashupDBs and systems stored) and how it runs.
+
+    Its checks speak of its own fields; a name already in use is refused
+    here, before any work, and never replaces the study that has it.
+    """
+
+    name = forms.SlugField(max_length=100, help_text="A short name for the study (letters, digits, dashes); "
+                                                     "one not used by another study.")
+    task = forms.ChoiceField(choices=Study.Task.choices)
+    db = forms.ChoiceField(label="MashupDB (generation) / query MashupDB (retrieval)",
+                           error_messages={"invalid_choice": "There is no MashupDB named %(value)s."})
+    candidate_db = forms.ChoiceField(required=False, label="Candidate MashupDB (retrieval)",
+                                     error_messages={"invalid_choice": "There is no MashupDB named %(value)s."},
+                                     help_text="Where the accompaniment comes from; none chosen = any other MashupDB.")
+    systems = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
+                                        error_messages={"invalid_choice": "There is no system named %(value)s."},
+                                        help_text="The scoring systems to compare; none ticked = every system.")
+    top_n = forms.IntegerField(min_value=0, initial=20, label="Top N (generation)",
+                               help_text="Each system's best-scored candidates (paper: 20).")
+    bottom_n = forms.IntegerField(min_value=0, initial=20, label="Bottom N (generation)",
+                                  help_text="Each system's worst-scored candidates (paper: 20).")
+    n_queries = forms.IntegerField(min_value=1, initial=30, label="Queries Q (retrieval)",
+                                   help_text="Query vocals (paper: 30); fewer if fewer exist, as the study page says.")
+    n_candidates = forms.IntegerField(min_value=1, initial=180, label="Candidates per query C (retrieval)",
+                                      help_text="Candidates each system ranks per query (paper: 180).")
+    seed = forms.IntegerField(min_value=0, initial=0, help_text="Seeds every random choice of the design.")
     # How the study runs: StudySettings and its QualityRules, recorded in the study's config.
     ratings_per_page = _setting(forms.IntegerField, "ratings_per_page", min_value=1, max_value=50)
     pages_per_participant = _setting(forms.IntegerField, "pages_per_participant", min_value=1, max_value=1000)
@@ -53,6 +73,8 @@ class DesignForm(forms.Form):
                                  label="Unlock a clip's questions only after it played to the end")
     audio_format = _setting(forms.ChoiceField, "audio_format", choices=list(STIMULUS_FORMATS.items()),
                             label="Audio participants download")
+    headphone_check = _setting(forms.BooleanField, "headphone_check", required=False,
+                               label="Headphone screening before the first page")
     completion_url = _setting(forms.URLField, "completion_url", required=False, max_length=500,
                               assume_scheme="https", label="Completion URL")
     max_participants = _setting(forms.IntegerField, "max_participants", required=False, min_value=0,
@@ -76,12 +98,43 @@ class DesignForm(forms.Form):
         ("What the study shows", ("name", "task", "db", "candidate_db", "systems", "top_n", "bottom_n",
                                   "n_queries", "n_candidates", "seed")),
         ("Pages and participants", ("ratings_per_page", "pages_per_participant", "reservation_minutes",
-                                    "require_full_play", "audio_format")),
+                                    "require_full_play", "audio_format", "headphone_check")),
         ("Crowdsourcing and abuse limits", ("completion_url", "max_participants", "client_limit",
                                             "first_activity_s")),
         ("Quality control (ITU-T P.808)", ("gold_every", "speed_share", "max_speeder_share",
                                            "straightline_variance", "min_answers_for_variance")),
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        dbs = [(n, n) for n in MashupDB.objects.order_by("name").values_list("name", flat=True)]
+        self.fields["db"].choices = dbs
+        self.fields["candidate_db"].choices = [("", "any other MashupDB"), *dbs]
+        self.fields["systems"].choices = [(n, n) for n in System.objects.order_by("name").values_list("name", flat=True)]
+        if not dbs:
+            self.fields["db"].help_text = "No MashupDB is stored yet: build one first (the Jobs pages or manage.py)."
+        if not self.fields["systems"].choices:
+            self.fields["systems"].help_text = "No scoring system is stored yet: score the candidates first."
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        try:
+            check_name(name)
+        except DesignError as exc:
+            raise forms.ValidationError(exc.message[:1].upper() + exc.message[1:] + ".") from None
+        return name
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("task") == Study.Task.RETRIEVAL and data.get("candidate_db") and \
+                data.get("candidate_db") == data.get("db"):
+            self.add_error("candidate_db", "The candidate MashupDB must differ from the query MashupDB.")
+        return data
+
+    def add_design_error(self, exc: ListeningError) -> None:
+        """Show a design refusal beside the field it is about (the form as a whole when it names none)."""
+        text = exc.message[:1].upper() + exc.message[1:]
+        self.add_error(exc.field if exc.field in self.fields else None, text if text.endswith(".") else text + ".")
 
     def clean_gold_every(self) -> int | None:
         value = self.cleaned_data.get("gold_every")

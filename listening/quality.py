@@ -28,11 +28,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-GOLD_ASPECTS: tuple[str, ...] = ("harmony", "rhythm")
-
-
-class QualityError(ValueError):
-    """Quality-control settings that cannot be applied."""
+from listening.aspects import GOLD_ASPECTS
+from listening.errors import QualityError
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from listening.errors import StimulusError
+
 __all__ = ["CONTENT_TYPES", "STIMULUS_FORMATS", "StimulusError", "write_stimulus"]
 
 STIMULUS_FORMATS: dict[str, str] = {  # format -> what an experimenter is told when choosing
@@ -36,8 +38,6 @@ STIMULUS_FORMATS: dict[str, str] = {  # format -> what an experimenter is told w
 CONTENT_TYPES: dict[str, str] = {".flac": "audio/flac", ".wav": "audio/wav"}
 
 
-class StimulusError(ValueError):
-    """A stimulus file cannot be made; the message names the file."""
 
 
 def write_stimulus(mix: Path, out_stem: Path, *, audio_format: str) -> Path:

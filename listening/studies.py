@@ -19,11 +19,11 @@ from django.db import transaction
 
 from generation.models import Candidate, MashupDB
 from listening import design as pure
-from listening.delivery import DeliveryError, page_frames, source_info
-from listening.design import DesignError
+from listening.delivery import page_frames, source_info
+from listening.errors import DeliveryError, DesignError, StimulusError
 from listening.models import Page, Stimulus, StimulusLabel, Study
-from listening.quality import QualityError, QualityRules
-from listening.stimuli import STIMULUS_FORMATS, StimulusError, write_stimulus
+from listening.quality import QualityRules
+from listening.stimuli import STIMULUS_FORMATS, write_stimulus
 from scoring.models import Score, System
 
 
@@ -38,7 +38,10 @@ class StudySettings:
     design needs, plus 10). client_limit: new participants per client (IP
     address) per hour. first_activity_s: a reserved page nobody plays or
     answers within this many seconds goes back to the pool (a scripted burst
-    cannot hold pages for the whole reservation).
+    cannot hold pages for the whole reservation). headphone_check: every
+    participant first takes the antiphase headphone screening of Woods et al.
+    2017 (listening.headphones); one who fails it ends there, rates nothing,
+    and is recorded as excluded.
     """
 
     ratings_per_page: int = 3
@@ -50,6 +53,7 @@ class StudySettings:
     max_participants: int = 0
     client_limit: int = 10
     first_activity_s: int = 180
+    headphone_check: bool = False
     quality: QualityRules = field(default_factory=QualityRules)
 
     def as_config(self) -> dict:
@@ -70,12 +74,12 @@ class StudySettings:
             if value is None or value == "" and not isinstance(default, str):
                 return default
             if isinstance(default, bool) != isinstance(value, bool):
-                raise DesignError(f"{name.replace('_', ' ')} must be yes or no, got {value!r}")
+                raise DesignError(f"{name.replace('_', ' ')} must be yes or no, got {value!r}", field=name)
             try:
                 return type(default)(value)
             except (TypeError, ValueError):
                 raise DesignError(f"{name.replace('_', ' ')} must be a {type(default).__name__}, got "
-                                  f"{str(value)[:40]!r}") from None
+                                  f"{str(value)[:40]!r}", field=name) from None
 
         quality = QualityRules(**{k: pick(rules, k) for k in QualityRules.__dataclass_fields__})
         return cls(**{k: pick(base, k) for k in cls.__dataclass_fields__ if k != "quality"}, quality=quality)
@@ -101,10 +105,7 @@ class StudySettings:
         if self.max_participants < 0 or self.client_limit < 1 or self.first_activity_s < 10:
             raise DesignError("participant limits: at most N participants (N >= 0), at least 1 new participant per "
                               "client per hour, at least 10 s to start a page")
-        try:
-            self.quality.check()
-        except QualityError as exc:
-            raise DesignError(str(exc)) from None
+        self.quality.check()
         if self.audio_format not in STIMULUS_FORMATS:
             raise DesignError(f"unknown audio format {self.audio_format!r}; choose one of {', '.join(STIMULUS_FORMATS)}")
         if self.ratings_per_page < 1:
@@ -134,6 +135,8 @@ SETTING_HELP: dict[str, str] = {
     "max_participants": "Participants the study admits; 0 = twice the number the design needs, plus 10.",
     "client_limit": "New participants one client (IP address) may start per hour.",
     "first_activity_s": "Seconds a reserved page may stay unplayed and unanswered before it goes back to the pool.",
+    "headphone_check": ("Screen participants for headphones first (Woods et al. 2017: 6 trials of three 200 Hz tones, "
+                        "pick the quietest; pass with 5 correct). One who fails rates nothing and is excluded."),
     "gold_every": ("One gold page (a vocal's original beside its unmatched key-and-tempo candidate; the original must "
                    "win on harmony and rhythm) per this many pages; 0 = none (ITU-T P.808: 10)."),
     "speed_share": "A page answered faster (server clock) than this share of its clips' summed length is a speeder page.",
@@ -155,20 +158,20 @@ def _systems(names: Sequence[str] | None) -> list[System]:
         missing = sorted(set(names) - set(found))
         if missing:
             known = ", ".join(s.name for s in qs) or "none"
-            raise DesignError(f"unknown system(s) {', '.join(missing)} (known: {known})")
+            raise DesignError(f"unknown system(s) {', '.join(missing)} (known: {known})", field="systems")
         return [found[n] for n in sorted(found)]
     systems = list(qs)
     if not systems:
-        raise DesignError("no scoring systems: score the candidates first")
+        raise DesignError("no scoring systems: score the candidates first", field="systems")
     return systems
 
 
-def _db(name: str) -> MashupDB:
+def _db(name: str, *, field: str = "db") -> MashupDB:
     try:
         return MashupDB.objects.get(name=name)
     except MashupDB.DoesNotExist:
         known = ", ".join(MashupDB.objects.values_list("name", flat=True)) or "none"
-        raise DesignError(f"unknown MashupDB {name!r} (known: {known})") from None
+        raise DesignError(f"unknown MashupDB {name!r} (known: {known})", field=field) from None
 
 
 def _originals(vocal_ids: set[int]) -> dict[int, int]:
@@ -180,16 +183,27 @@ def _originals(vocal_ids: set[int]) -> dict[int, int]:
     return out
 
 
-def _prepare_study(name: str, task: str) -> None:
+def check_name(name: str, *, replace_draft: bool = False) -> Study | None:
+    """Whether `name` may be designed: None when free, the draft it would replace when `replace_draft` allows it.
+
+    A name in use is refused (DesignError on ``name``) unless it is a draft
+    without participants and `replace_draft` is set; nothing is changed here.
+    The draft is deleted only inside the transaction that stores its
+    replacement (`_store_design`), so a failed redesign leaves it as it was.
+    """
     existing = Study.objects.filter(name=name).first()
     if existing is None:
-        return
+        return None
     if existing.locked_at is not None or existing.participants.exists():
-        raise DesignError(f"study {name!r} already has participants: its design is locked (choose another name)")
+        raise DesignError(f"study {name!r} already has participants: its design is locked (choose another name)",
+                          field="name")
     if existing.state != Study.State.DRAFT:
-        raise DesignError(f"study {name!r} is {existing.state}: only a draft can be designed again")
-    shutil.rmtree(existing.media_dir, ignore_errors=True)
-    existing.delete()
+        raise DesignError(f"study {name!r} is {existing.state}: only a draft can be designed again (choose another "
+                          "name)", field="name")
+    if not replace_draft:
+        raise DesignError(f"a study named {name!r} already exists (a draft with {existing.pages.count()} pages): "
+                          "choose another name, or replace that draft on purpose", field="name")
+    return existing
 
 
 def _gold_pairs(vocal_ids: set[int], *, study_settings: StudySettings, n_pages: int, seed: int) -> list[tuple[int, int]]:
@@ -212,11 +226,18 @@ def _gold_pairs(vocal_ids: set[int], *, study_settings: StudySettings, n_pages: 
     if not vocals:
         raise DesignError("gold pages need, for some vocal of the study, its original and its unmatched key-and-tempo "
                           "candidate rendered: there are none (generate and render unmatched candidates, or set "
-                          "gold pages to 0)")
-    steps = min(study_settings.pages_per_participant, n_pages)
-    wanted = -(-steps // (every - 1)) + 1
+                          "one gold page every N pages to 0)", field="gold_every")
     order = np.random.default_rng([seed, 808]).permutation(len(vocals))
+    wanted = gold_pages_wanted(study_settings, n_pages=n_pages)
     return [(originals[vocals[i]], negatives[vocals[i]]) for i in order[:wanted]]
+
+
+def gold_pages_wanted(study_settings: StudySettings, *, n_pages: int) -> int:
+    """Gold pages a participant can meet: one per `gold_every` pages of their session, plus one (0: none)."""
+    every = study_settings.quality.gold_every
+    if every < 2:
+        return 0
+    return -(-min(study_settings.pages_per_participant, n_pages) // (every - 1)) + 1
 
 
 def _add_page(study: Study, *, index: int, kind: str, query: int | None, stimuli: list[tuple]) -> None:
@@ -248,8 +269,16 @@ def _add_page(study: Study, *, index: int, kind: str, query: int | None, stimuli
         raise DesignError(f"page {index}: {exc}") from None
 
 
-def _store_design(*, name: str, plan: pure.Design, config: dict, study_settings: StudySettings) -> Study:
-    """Write the design's rows and the stimuli's opaque audio files (and the gold pages), all or nothing."""
+def _store_design(*, name: str, plan: pure.Design, config: dict, study_settings: StudySettings,
+                  replace_draft: bool = False, notes: Sequence[str] = ()) -> Study:
+    """Write the design's rows and the stimuli's opaque audio files (and the gold pages), all or nothing.
+
+    A draft of the same name (allowed by `replace_draft`) is deleted in the
+    same transaction, so it survives any failure; the new study keeps its
+    participant link. Its files go once the new design is committed.
+    `notes`: sentences about what the design could not give as asked
+    (recorded in the config as ``notes``, shown on the dashboard).
+    """
     cands = Candidate.objects.in_bulk({s.candidate_id for s in plan.stimuli})
     for spec in plan.stimuli:
         cand = cands[spec.candidate_id]
@@ -259,12 +288,24 @@ def _store_design(*, name: str, plan: pure.Design, config: dict, study_settings:
     gold = _gold_pairs({c.vocal_clip_id for c in cands.values()}, study_settings=study_settings,
                        n_pages=len(plan.pages), seed=plan.seed)
     gold_cands = Candidate.objects.in_bulk([c for pair in gold for c in pair])
-    config = {**config, "gold_pages": len(gold)}
+    notes = list(notes)
+    wanted = gold_pages_wanted(study_settings, n_pages=len(plan.pages))
+    if len(gold) < wanted:
+        notes.append(f"Gold pages: a participant may meet {wanted}, but only {len(gold)} vocal(s) have both their "
+                     "original and their unmatched key-and-tempo candidate rendered, so some participants see a "
+                     "gold page twice as rarely as set.")
+    config = {**config, "gold_pages": len(gold), "notes": notes}
     study = None
+    old_dir = None
     try:
         with transaction.atomic():
+            extra = {}
+            old = check_name(name, replace_draft=replace_draft)
+            if old is not None:
+                old_dir, extra = old.media_dir, {"public_token": old.public_token}
+                old.delete()
             study = Study.objects.create(
-                name=name, task=plan.task, seed=plan.seed, config=config,
+                name=name, task=plan.task, seed=plan.seed, config=config, **extra,
                 ratings_per_page=study_settings.ratings_per_page,
                 pages_per_participant=study_settings.pages_per_participant,
                 reservation_s=round(study_settings.reservation_minutes * 60),
@@ -284,6 +325,8 @@ def _store_design(*, name: str, plan: pure.Design, config: dict, study_settings:
         if study is not None and study.pk:
             shutil.rmtree(Path(settings.MEDIA_ROOT) / "studies" / str(study.pk), ignore_errors=True)
         raise
+    if old_dir is not None:
+        shutil.rmtree(old_dir, ignore_errors=True)
     return study
 
 
@@ -296,13 +339,17 @@ def design_generation_study(
     bottom_n: int = 20,
     seed: int = 0,
     study_settings: StudySettings = StudySettings(),
+    replace_draft: bool = False,
 ) -> Study:
     """Generation study (SPEC §4): each system's top-N and bottom-N matched candidates of `db_name`, each beside its original.
 
     Candidates: matched, vocal seed in `db_name`, both accompaniment stems from
     `db_name` too (retrieval candidates, made with another MashupDB, are left out).
+    A study name in use is refused unless it is a draft and `replace_draft`
+    is set (`check_name`); the draft is replaced only once the new design is stored.
     """
     study_settings.check()
+    check_name(name, replace_draft=replace_draft)
     db = _db(db_name)
     chosen = _systems(systems)
     matched = Candidate.objects.filter(db=db, condition=Candidate.Condition.MATCHED,
@@ -317,10 +364,10 @@ def design_generation_study(
     originals = _originals(set(vocal_of.values()))
     original_of = {c: originals[v] for c, v in vocal_of.items() if v in originals}
     plan = pure.generation_design(scores=scores, original_of=original_of, top_n=top_n, bottom_n=bottom_n, seed=seed)
-    _prepare_study(name, "generation")
     config = {"task": "generation", "db": db_name, "systems": [s.name for s in chosen], "top_n": top_n,
               "bottom_n": bottom_n, "seed": seed, **study_settings.as_config()}
-    return _store_design(name=name, plan=plan, config=config, study_settings=study_settings)
+    return _store_design(name=name, plan=plan, config=config, study_settings=study_settings,
+                         replace_draft=replace_draft)
 
 
 def design_retrieval_study(
@@ -333,6 +380,7 @@ def design_retrieval_study(
     n_candidates: int = 180,
     seed: int = 0,
     study_settings: StudySettings = StudySettings(),
+    replace_draft: bool = False,
 ) -> Study:
     """Retrieval study (SPEC §4): Q query vocals of `query_db`, C candidates each, each system's top-1 plus the original.
 
@@ -340,13 +388,16 @@ def design_retrieval_study(
     accompaniment comes from another MashupDB (`candidate_db` if given),
     C of them drawn with `seed` when there are more; queries with at least one
     are eligible, Q of them drawn with `seed`. Each system ranks only the drawn
-    C candidates of a query.
+    C candidates of a query. Fewer eligible queries than Q, or queries with
+    fewer candidates than C, are used as they are and said in the study's
+    ``notes`` (config), which the dashboard and the command show.
     """
     study_settings.check()
+    check_name(name, replace_draft=replace_draft)
     qdb = _db(query_db)
-    cdb = _db(candidate_db) if candidate_db else None
+    cdb = _db(candidate_db, field="candidate_db") if candidate_db else None
     if cdb is not None and cdb.pk == qdb.pk:
-        raise DesignError("the candidate MashupDB must differ from the query MashupDB")
+        raise DesignError("the candidate MashupDB must differ from the query MashupDB", field="candidate_db")
     chosen = _systems(systems)
     pool = Candidate.objects.filter(db=qdb, condition=Candidate.Condition.MATCHED).exclude(harmonic_clip__db=qdb)
     pool = pool.filter(harmonic_clip__db=cdb, percussion_clip__db=cdb) if cdb else pool.exclude(percussion_clip__db=qdb)
@@ -357,8 +408,10 @@ def design_retrieval_study(
     eligible = [v for v in by_vocal if v in originals]
     if not eligible:
         raise DesignError(f"no vocal of {query_db!r} has matched candidates with accompaniment from another MashupDB "
-                          "and an original version: generate them first")
+                          "and an original version: generate them first", field="db")
     vocals = pure.choose_queries(eligible, n_queries=n_queries, seed=seed)
+    notes = shortfall_notes(query_db=query_db, n_queries=n_queries, n_eligible=len(eligible),
+                            n_candidates=n_candidates, candidates_per_query=[len(by_vocal[v]) for v in vocals])
     queries = []
     for index, vid in enumerate(vocals):
         ids = pure.choose_candidates(by_vocal[vid], n_candidates=n_candidates, seed=seed + 1 + index)
@@ -368,11 +421,27 @@ def design_retrieval_study(
                                            .values_list("candidate_id", "value"))
         queries.append(pure.Query(index, originals[vid], per_system))
     plan = pure.retrieval_design(queries=queries, seed=seed)
-    _prepare_study(name, "retrieval")
     config = {"task": "retrieval", "query_db": query_db, "candidate_db": candidate_db,
               "systems": [s.name for s in chosen], "n_queries": n_queries, "n_candidates": n_candidates,
               "seed": seed, "query_vocal_clips": vocals, **study_settings.as_config()}
-    return _store_design(name=name, plan=plan, config=config, study_settings=study_settings)
+    return _store_design(name=name, plan=plan, config=config, study_settings=study_settings,
+                         replace_draft=replace_draft, notes=notes)
+
+
+def shortfall_notes(*, query_db: str, n_queries: int, n_eligible: int, n_candidates: int,
+                    candidates_per_query: Sequence[int]) -> list[str]:
+    """Sentences for each retrieval count the data could not give as asked (queries Q, candidates per query C)."""
+    notes = []
+    if n_eligible < n_queries:
+        notes.append(f"Asked for {n_queries} queries (Q), but {query_db!r} has only {n_eligible} vocal(s) with an "
+                     f"original and matched candidates from another MashupDB: the study uses {n_eligible}.")
+    short = [n for n in candidates_per_query if n < n_candidates]
+    if short:
+        spread = f"{min(short)}" if min(short) == max(short) else f"{min(short)} to {max(short)}"
+        notes.append(f"Asked for {n_candidates} candidates per query (C), but {len(short)} of "
+                     f"{len(candidates_per_query)} queries have fewer ({spread}): each of them is ranked over all it "
+                     "has.")
+    return notes
 
 
 def design_study(
@@ -380,7 +449,7 @@ def design_study(
     task: str,
     name: str,
     db_name: str,
-    systems_text: str = "",
+    systems: Sequence[str] | None = None,
     candidate_db: str | None = None,
     top_n: int = 20,
     bottom_n: int = 20,
@@ -388,18 +457,22 @@ def design_study(
     n_candidates: int = 180,
     seed: int = 0,
     study_settings: StudySettings = StudySettings(),
+    replace_draft: bool = False,
 ) -> Study:
     """The `design_study` command and the new-study form: a generation or retrieval study.
 
-    ``systems_text``: comma-separated system names (empty = every scored system).
+    ``systems``: system names (None or empty = every scored system).
     """
-    systems = [s.strip() for s in (systems_text or "").split(",") if s.strip()] or None
-    if task == "generation":
+    systems = list(systems or []) or None
+    if task == Study.Task.GENERATION:
         return design_generation_study(name=name, db_name=db_name, systems=systems, top_n=top_n,
-                                       bottom_n=bottom_n, seed=seed, study_settings=study_settings)
+                                       bottom_n=bottom_n, seed=seed, study_settings=study_settings,
+                                       replace_draft=replace_draft)
+    if task != Study.Task.RETRIEVAL:
+        raise DesignError(f"unknown task {task!r}: generation or retrieval", field="task")
     return design_retrieval_study(name=name, query_db=db_name, candidate_db=candidate_db or None, systems=systems,
                                   n_queries=n_queries, n_candidates=n_candidates, seed=seed,
-                                  study_settings=study_settings)
+                                  study_settings=study_settings, replace_draft=replace_draft)
 
 
 def set_state(study: Study, state: str) -> Study:
@@ -434,11 +507,12 @@ def build_demo_studies(
     """
     made = []
     jobs = [("demo-generation", lambda name: design_generation_study(
-        name=name, db_name=generation_db, top_n=top_n, bottom_n=bottom_n, seed=seed, study_settings=study_settings))]
+        name=name, db_name=generation_db, top_n=top_n, bottom_n=bottom_n, seed=seed, study_settings=study_settings,
+        replace_draft=True))]
     if retrieval_query_db:
         jobs.append(("demo-retrieval", lambda name: design_retrieval_study(
             name=name, query_db=retrieval_query_db, candidate_db=retrieval_candidate_db, n_queries=n_queries,
-            n_candidates=n_candidates, seed=seed, study_settings=study_settings)))
+            n_candidates=n_candidates, seed=seed, study_settings=study_settings, replace_draft=True)))
     for name, build in jobs:
         existing = Study.objects.filter(name=name).first()
         if existing is not None and existing.participants.exists():

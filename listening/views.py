@@ -23,24 +23,13 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from listening import flow, media, studies, tables
-from listening.design import DesignError
-from listening.export import ASPECTS
-from listening.flow import ComeBackLater, ParticipantError
+from listening.aspects import ASPECT_TEXT, SCALE
+from listening.errors import ListeningError, ParticipantError
+from listening.flow import ComeBackLater
 from listening.forms import ConsentForm, DesignForm, QuestionnaireForm, parse_page_form
 from listening.models import Assignment, Participant, Study
 from listening.quality import session_pages
 from listening.studies import StudySettings
-
-ASPECT_TEXT = {
-    "harmony": ("Harmony", "Harmonic compatibility between the vocals and the music."),
-    "rhythm": ("Rhythm", "Rhythmic compatibility between the vocals and the music."),
-    "timbre": ("Timbre", "Is each part clear and recognisable? Is the mix spectrally balanced and professional?"),
-    "innovation": ("Innovation", "Does the combination sound unexpected without clashing?"),
-    "overall": ("Overall", "Does it sound professionally made, not like a random remix?"),
-}
-ASPECT_ORDER = ("harmony", "rhythm", "timbre", "innovation", "overall")
-SCALE = [(1, "awful"), (2, "poor"), (3, "fair"), (4, "good"), (5, "excellent")]
-assert set(ASPECT_ORDER) == set(ASPECTS)
 
 
 def _error(request: HttpRequest, message: str, status: int) -> HttpResponse:
@@ -238,7 +227,7 @@ def _render_page(request, participant, assignment, *, values=None, message="", f
             "locked": f"clip{n}" in missing,
             "aspects": [{"key": a, "name": ASPECT_TEXT[a][0], "text": ASPECT_TEXT[a][1], "field": f"clip{n}_{a}",
                          "value": values.get(f"clip{n}_{a}", ""), "error": field_errors.get(f"clip{n}_{a}", "")}
-                        for a in ASPECT_ORDER],
+                        for a in ASPECT_TEXT],
         })
     done = participant.assignments.filter(state=Assignment.State.DONE).count()
     total = max(done + 1, session_pages(
@@ -355,8 +344,8 @@ def set_state(request: HttpRequest, pk: int) -> HttpResponse:
     study = get_object_or_404(Study, pk=pk)
     try:
         studies.set_state(study, request.POST.get("state", ""))
-    except DesignError as exc:
-        return _error(request, str(exc), 400)
+    except ListeningError as exc:
+        return _error(request, exc.message, 400)
     return redirect("listening:dashboard", pk=pk)
 
 
@@ -384,19 +373,18 @@ def ratings_export(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @experimenter_view
 def new_study(request: HttpRequest) -> HttpResponse:
-    """The design_study command as a form."""
+    """The design_study command as a form; every refusal shows beside its field, and nothing is stored then."""
     form = DesignForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         try:
-            study_settings = form.study_settings()
             study = studies.design_study(
-                task=d["task"], name=d["name"], db_name=d["db"], systems_text=d["systems"],
+                task=d["task"], name=d["name"], db_name=d["db"], systems=d["systems"],
                 candidate_db=d["candidate_db"], top_n=d["top_n"], bottom_n=d["bottom_n"],
                 n_queries=d["n_queries"], n_candidates=d["n_candidates"], seed=d["seed"],
-                study_settings=study_settings)
-        except DesignError as exc:
-            form.add_error(None, str(exc))
+                study_settings=form.study_settings())
+        except ListeningError as exc:
+            form.add_design_error(exc)
         else:
             return redirect("listening:dashboard", pk=study.pk)
     return render(request, "listening/new_study.html", {"form": form}, status=400 if form.errors else 200)

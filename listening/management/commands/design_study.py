@@ -7,7 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from listening import services
-from listening.design import DesignError
+from listening.errors import ListeningError
 from listening.models import Study
 from listening.quality import QualityRules
 from listening.stimuli import STIMULUS_FORMATS
@@ -18,15 +18,22 @@ class Command(BaseCommand):
     help = "Design a listening study (generation: top/bottom-N per system; retrieval: top-1 per system per query)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--name", required=True, help="Study name (slug); a draft of that name is replaced.")
+        parser.add_argument("--name", required=True, help="Study name (slug); a name in use is refused.")
+        parser.add_argument("--replace-draft", action="store_true",
+                            help="Replace the draft of that name (no participants yet) once the new design is stored; "
+                                 "its participant link stays.")
         parser.add_argument("--task", required=True, choices=["generation", "retrieval"])
         parser.add_argument("--db", required=True, help="MashupDB (generation) or query MashupDB (retrieval).")
         parser.add_argument("--candidate-db", help="Retrieval: MashupDB of the accompaniment (default: any other).")
         parser.add_argument("--systems", help="Comma-separated system names (default: every system).")
-        parser.add_argument("--top", type=int, default=20, help="Generation: top N per system (default 20).")
-        parser.add_argument("--bottom", type=int, default=20, help="Generation: bottom N per system (default 20).")
-        parser.add_argument("--queries", type=int, default=30, help="Retrieval: query vocals Q (default 30).")
-        parser.add_argument("--candidates", type=int, default=180, help="Retrieval: candidates per query C (default 180).")
+        parser.add_argument("--top", dest="top_n", type=int, default=20,
+                            help="Generation: top N per system (default 20).")
+        parser.add_argument("--bottom", dest="bottom_n", type=int, default=20,
+                            help="Generation: bottom N per system (default 20).")
+        parser.add_argument("--queries", dest="n_queries", type=int, default=30,
+                            help="Retrieval: queries Q (default 30).")
+        parser.add_argument("--candidates", dest="n_candidates", type=int, default=180,
+                            help="Retrieval: candidates per query C (default 180).")
         parser.add_argument("--seed", type=int, default=0, help="Seed of every random choice of the design.")
         # How the study runs (listening.studies.StudySettings and its QualityRules; recorded in the study config).
         defaults, rules = services.StudySettings(), QualityRules()
@@ -39,6 +46,7 @@ class Command(BaseCommand):
         parser.add_argument("--require-full-play", action="store_true", help=setting_help("require_full_play"))
         parser.add_argument("--audio", dest="audio_format", choices=list(STIMULUS_FORMATS),
                             default=defaults.audio_format, help=setting_help("audio_format"))
+        parser.add_argument("--headphone-check", action="store_true", help=setting_help("headphone_check"))
         parser.add_argument("--completion-url", default=defaults.completion_url, help=setting_help("completion_url"))
         parser.add_argument("--max-participants", type=int, default=defaults.max_participants,
                             help=setting_help("max_participants"))
@@ -58,17 +66,17 @@ class Command(BaseCommand):
         parser.add_argument("--export", type=Path, help="Write <name>-design.json and .csv into this folder.")
 
     def handle(self, *args, **opts):
+        systems = [s.strip() for s in (opts["systems"] or "").split(",") if s.strip()]
         try:
-            study_settings = services.StudySettings.from_values(opts)
             study = services.design_study(
-                task=opts["task"], name=opts["name"], db_name=opts["db"], systems_text=opts["systems"],
-                candidate_db=opts["candidate_db"], top_n=opts["top"], bottom_n=opts["bottom"],
-                n_queries=opts["queries"], n_candidates=opts["candidates"], seed=opts["seed"],
-                study_settings=study_settings)
+                task=opts["task"], name=opts["name"], db_name=opts["db"], systems=systems,
+                candidate_db=opts["candidate_db"], top_n=opts["top_n"], bottom_n=opts["bottom_n"],
+                n_queries=opts["n_queries"], n_candidates=opts["n_candidates"], seed=opts["seed"],
+                study_settings=services.StudySettings.from_values(opts), replace_draft=opts["replace_draft"])
             if opts["open"]:
                 services.set_state(study, Study.State.OPEN)
-        except DesignError as exc:
-            raise CommandError(str(exc)) from None
+        except ListeningError as exc:
+            raise CommandError(exc.message) from None
         n_stimuli = sum(p.stimuli.count() for p in study.pages.all())
         self.stdout.write(f"study {study.name} (id {study.pk}, {study.task}, {study.state}): "
                           f"{study.pages.count()} pages, {n_stimuli} stimuli, seed {study.seed}")
@@ -78,4 +86,6 @@ class Command(BaseCommand):
             (out / f"{study.name}-design.json").write_text(services.design_json(study))
             services.design_table(study).to_csv(out / f"{study.name}-design.csv", index=False)
             self.stdout.write(f"design written to {out}")
+        for note in study.config.get("notes", []):
+            self.stdout.write(f"note: {note}")
         self.stdout.write(f"participant link: /study/s/{study.public_token}/  dashboard: /study/{study.pk}/")

@@ -7,6 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from listening import services
+from listening.errors import ListeningError
 from listening.models import Study
 
 
@@ -24,7 +25,10 @@ class Command(BaseCommand):
         if study is None:
             known = ", ".join(Study.objects.values_list("name", flat=True)) or "none"
             raise CommandError(f"unknown study {key!r} (known: {known})")
-        frame = services.ratings_table(study)
+        try:
+            frame = services.ratings_table(study)
+        except ListeningError as exc:
+            raise CommandError(exc.message) from None
         if opts["out"]:
             opts["out"].parent.mkdir(parents=True, exist_ok=True)
             frame.to_csv(opts["out"], index=False)
