@@ -42,6 +42,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from listening import screening
 from listening.assignment import choose_page, free_slot, reference_side, step_seed
 from listening.errors import ParticipantError
 from listening.export import ASPECTS
@@ -265,6 +266,9 @@ def current_assignment(participant: Participant) -> Assignment | None:
     """
     study = participant.study
     now = timezone.now()
+    if screening.pending(participant) or screening.failed(participant):
+        raise ParticipantError("Please take the headphone check first." if screening.pending(participant) else
+                               "Your session has ended: thank you for your time.", status=403)
     while True:
         live = (Assignment.objects.filter(participant=participant, state=Assignment.State.RESERVED)
                 .select_related("page").order_by("reserved_at").first())
@@ -432,6 +436,9 @@ def update_flags(participant: Participant) -> None:
             PageResponse.objects.filter(pk=response.pk).update(flags=page_flags)
         records.append(record)
     flags, excluded, reason = participant_flags(records, rules.quality)
+    screened = Participant.objects.filter(pk=participant.pk).values_list("screening", flat=True).first() or {}
+    if screened.get("passed") is False:  # never reached by the flow (no page after a failure); kept if it were
+        excluded, reason = True, "; ".join(filter(None, [screening.failed_reason(screened), reason]))
     Participant.objects.filter(pk=participant.pk).update(flags=flags.as_dict(), excluded=excluded,
                                                          exclusion_reason=reason[:300])
 
@@ -523,6 +530,7 @@ def progress(study: Study) -> dict:
         "participants": parts.count(),
         "finished": parts.filter(finished_at__isnull=False).count(),
         "excluded": parts.filter(excluded=True).count(),
+        "screening_failed": parts.filter(screening__passed=False).count(),
         "active": parts.filter(finished_at__isnull=True,
                                assignments__state=Assignment.State.RESERVED).distinct().count(),
         "in_flight": parts.filter(assignments__state=Assignment.State.RESERVED,

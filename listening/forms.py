@@ -193,3 +193,25 @@ def parse_page_form(data, *, require_full_play: bool = False) -> PageAnswers:
     if problems:
         raise ParticipantError(" ".join(problems.values()), status=400, field_errors=problems)
     return PageAnswers(scores=scores, heard_before=heard == "yes", plays=plays)
+
+
+def parse_screening_form(data, *, n_trials: int) -> list[int]:
+    """The headphone screening's answers: ``trial1`` .. ``trial<n>``, each 1, 2 or 3 (the tone picked as quietest).
+
+    Anything else is refused (400) and each missing or bad answer is reported
+    against its trial (ParticipantError.field_errors), so nothing is scored.
+    """
+    allowed = {f"trial{n}" for n in range(1, n_trials + 1)} | {"csrfmiddlewaretoken"}
+    extra = sorted(set(data.keys()) - allowed)
+    if extra:
+        raise ParticipantError(f"Unexpected field(s): {', '.join(extra)[:200]}.", status=400)
+    answers, problems = [], {}
+    for n in range(1, n_trials + 1):
+        raw = str(data.get(f"trial{n}", "") or "").strip()
+        if raw not in ("1", "2", "3"):
+            problems[f"trial{n}"] = f"Sound {n}: please say which tone was the quietest."
+            continue
+        answers.append(int(raw))
+    if problems:
+        raise ParticipantError(" ".join(problems.values()), status=400, field_errors=problems)
+    return answers

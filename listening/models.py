@@ -161,6 +161,9 @@ class Participant(models.Model):
     completion_code = models.CharField(max_length=32, unique=True, default=_completion_code)
     flags = models.JSONField(default=dict, blank=True,
                              help_text="Quality control: see listening.quality.Flags.as_dict().")
+    screening = models.JSONField(default=dict, blank=True,
+                                 help_text="Headphone screening (listening.screening): seed, key, answers, correct, "
+                                           "passed, at; empty when not taken.")
     excluded = models.BooleanField(default=False, help_text="Excluded from the analysis by the study's rules.")
     exclusion_reason = models.CharField(max_length=300, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)

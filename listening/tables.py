@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+from django.db.models import Count
 
+from listening import screening
 from listening.export import RatingRow, design_frame, export_group, ratings_frame, yes_no
-from listening.models import PageResponse, Rating, Stimulus, StimulusLabel, Study
+from listening.models import Assignment, PageResponse, Participant, Rating, Stimulus, StimulusLabel, Study
 
 # --------------------------------------------------------------------------- design export
 
@@ -83,6 +85,36 @@ def ratings_table(study: Study) -> pd.DataFrame:
                 speeder_page=yes_no((response.flags or {}).get("speeder")),
                 gold_failed=int(flags.get("gold_failed", 0)), speeder_pages=int(flags.get("speeder_pages", 0)),
                 straightliner=yes_no(flags.get("straightliner")), excluded=yes_no(part.excluded),
-                exclusion_reason=part.exclusion_reason,
+                exclusion_reason=part.exclusion_reason, headphones=screening.outcome(part),
             ))
     return ratings_frame(rows)
+
+
+# --------------------------------------------------------------------------- participants export
+
+PARTICIPANT_COLUMNS: tuple[str, ...] = (
+    "participant", "external_id", "external_study", "external_session", "completion_code", "started_at",
+    "finished_at", "pages_done", "headphones", "headphones_correct", "headphones_trials", "excluded",
+    "exclusion_reason",
+)
+"""One row per participant, raters who rated nothing included (a failed headphone screening ends a session before
+its first rating, so the ratings export cannot show it): payments and exclusions can be checked from this alone."""
+
+
+def participants_table(study: Study) -> pd.DataFrame:
+    """Every participant of the study with their completion code, pages done, screening and exclusion."""
+    rows = []
+    done = dict(Assignment.objects.filter(page__study=study, state=Assignment.State.DONE)
+                .values("participant").annotate(n=Count("id")).values_list("participant", "n"))
+    for part in Participant.objects.filter(study=study).order_by("id"):
+        check = part.screening or {}
+        rows.append({
+            "participant": str(part.pk), "external_id": part.external_id, "external_study": part.external_study,
+            "external_session": part.external_session, "completion_code": part.completion_code,
+            "started_at": part.started_at.isoformat(),
+            "finished_at": part.finished_at.isoformat() if part.finished_at else "",
+            "pages_done": int(done.get(part.pk, 0)), "headphones": screening.outcome(part),
+            "headphones_correct": check.get("correct", ""), "headphones_trials": check.get("trials", ""),
+            "excluded": yes_no(part.excluded), "exclusion_reason": part.exclusion_reason,
+        })
+    return pd.DataFrame.from_records(rows, columns=list(PARTICIPANT_COLUMNS))

@@ -22,11 +22,12 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from listening import flow, media, studies, tables
+from listening import flow, media, screening, studies, tables
 from listening.aspects import ASPECT_TEXT, SCALE
 from listening.errors import ListeningError, ParticipantError
 from listening.flow import ComeBackLater
-from listening.forms import ConsentForm, DesignForm, QuestionnaireForm, parse_page_form
+from listening.forms import ConsentForm, DesignForm, QuestionnaireForm, parse_page_form, parse_screening_form
+from listening.headphones import pass_mark, trial_wav
 from listening.models import Assignment, Participant, Study
 from listening.quality import session_pages
 from listening.studies import StudySettings
@@ -178,6 +179,8 @@ def participant_home(request: HttpRequest, token: str) -> HttpResponse:
     live = participant.assignments.filter(state=Assignment.State.RESERVED, expires_at__gte=timezone.now()).first()
     if live is None or study.state != Study.State.CLOSED:
         flow.require_open(study)
+    if screening.pending(participant):
+        return _render_screening(request, participant)
     if participant.questionnaire_at is None:
         return render(request, "listening/questionnaire.html",
                       {"participant": participant, "form": QuestionnaireForm()})
@@ -207,7 +210,54 @@ def _thanks(request: HttpRequest, participant: Participant) -> HttpResponse:
     done = participant.assignments.filter(state=Assignment.State.DONE).count()
     return render(request, "listening/thanks.html",
                   {"participant": participant, "study": participant.study, "done": done,
+                   "screening_failed": screening.failed(participant),
                    "completion_url": completion_url(participant) if done else ""})
+
+
+def _render_screening(request, participant, *, field_errors=None, values=None, status=200) -> HttpResponse:
+    """The headphone check: one player and three choices per trial; the answer key stays on the server."""
+    field_errors, values = field_errors or {}, values or {}
+    rows = [{"n": n, "field": f"trial{n}", "value": str(values.get(f"trial{n}", "")),
+             "error": field_errors.get(f"trial{n}", ""),
+             "url": reverse("listening:screening_sound", kwargs={"token": participant.token, "trial": n})}
+            for n in range(1, len(screening.trials(participant)) + 1)]
+    return render(request, "listening/screening.html", {
+        "participant": participant, "trials": rows, "errors": field_errors, "choices": SCREENING_CHOICES,
+        "pass_mark": pass_mark(len(rows))}, status=status)
+
+
+SCREENING_CHOICES = ((1, "First"), (2, "Second"), (3, "Third"))
+
+
+@require_POST
+@small_form
+@participant_view
+def screening_submit(request: HttpRequest, token: str) -> HttpResponse:
+    """Score the headphone check once; a pass goes on to the study, a failure ends the session politely."""
+    participant = _participant(token)
+    flow.require_open(participant.study)
+    if not screening.pending(participant):
+        return redirect("listening:participant", token=token)  # taken already (replay, back button): kept as it is
+    try:
+        answers = parse_screening_form(request.POST, n_trials=len(screening.trials(participant)))
+    except ParticipantError as exc:
+        if not exc.field_errors:
+            raise
+        return _render_screening(request, participant, field_errors=exc.field_errors, values=request.POST,
+                                 status=400)
+    screening.record(participant, answers)
+    return redirect("listening:participant", token=token)
+
+
+@require_GET
+@participant_view
+def screening_sound(request: HttpRequest, token: str, trial: int) -> HttpResponse:
+    """Trial `trial` of the participant's headphone check as a WAV (only while their check is pending)."""
+    participant = _participant(token)
+    flow.require_open(participant.study)
+    response = HttpResponse(trial_wav(screening.trial_of(participant, trial)), content_type="audio/wav")
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 def _render_page(request, participant, assignment, *, values=None, message="", field_errors=None,
@@ -367,6 +417,16 @@ def ratings_export(request: HttpRequest, pk: int) -> HttpResponse:
     study = get_object_or_404(Study, pk=pk)
     response = HttpResponse(tables.ratings_table(study).to_csv(index=False), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{study.name}-ratings.csv"'
+    return response
+
+
+@require_GET
+@experimenter_view
+def participants_export(request: HttpRequest, pk: int) -> HttpResponse:
+    """Every participant (screened out ones too) with code, pages done, headphone check and exclusion, as CSV."""
+    study = get_object_or_404(Study, pk=pk)
+    response = HttpResponse(tables.participants_table(study).to_csv(index=False), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{study.name}-participants.csv"'
     return response
 
 

@@ -237,7 +237,7 @@ def test_dashboard_shows_progress_links_and_closes_the_study(client, generation_
     r = client.post("/study/new/", {"name": "web2", "task": "generation", "db": "nope", "top_n": 1, "bottom_n": 1,
                                     "n_queries": 1, "n_candidates": 5, "seed": 1, "ratings_per_page": 3,
                                     "pages_per_participant": 2, "reservation_minutes": 20, "audio_format": "flac"})
-    assert r.status_code == 400 and "unknown MashupDB" in r.content.decode()
+    assert r.status_code == 400 and "There is no MashupDB named nope." in r.content.decode()
 
 
 def test_admin_lists_every_listening_model(client, generation_study):
