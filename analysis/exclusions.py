@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.ratings import RatingsError
+from analysis.errors import RatingsError
 
 FLAG_COLUMNS: tuple[str, ...] = (
     "excluded", "exclusion_reason", "gold_failed", "speeder_page", "speeder_pages", "straightliner", "external_id",

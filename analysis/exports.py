@@ -26,15 +26,12 @@ from typing import TextIO
 import numpy as np
 import pandas as pd
 
-from analysis.ratings import ASPECTS, AnalysisError
+from analysis.errors import TableExportError
+from analysis.ratings import ASPECTS
 
 FORMATS: tuple[str, ...] = ("json", "csv", "latex", "html")
 PACKAGES: tuple[str, ...] = ("numpy", "scipy", "pandas", "pingouin", "plotly", "kaleido", "Django")
 ASPECT_LETTERS: dict[str, str] = {"overall": "O", "harmony": "H", "rhythm": "R", "timbre": "T", "innovation": "I"}
-
-
-class ExportError(AnalysisError):
-    """An export was asked for something it cannot write (unknown format, unwritable folder)."""
 
 
 def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
@@ -43,9 +40,9 @@ def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
     wanted = {str(f).strip().lower() for f in items if str(f).strip()}
     unknown = sorted(wanted - set(FORMATS))
     if unknown:
-        raise ExportError(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}.")
+        raise TableExportError(f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}.")
     if not wanted:
-        raise ExportError(f"no output format given; choose from {', '.join(FORMATS)}.")
+        raise TableExportError(f"no output format given; choose from {', '.join(FORMATS)}.")
     return tuple(f for f in FORMATS if f in wanted)
 
 
@@ -166,7 +163,7 @@ def latex_tabular(
 ) -> str:
     """One booktabs ``table`` environment; cells are escaped, ``caption`` is escaped too."""
     if len(align) != len(header):
-        raise ExportError(f"align {align!r} has {len(align)} columns, header has {len(header)}.")
+        raise TableExportError(f"align {align!r} has {len(align)} columns, header has {len(header)}.")
     lines = [
         r"\begin{table}[t]",
         r"\centering",

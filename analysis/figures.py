@@ -26,18 +26,15 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from analysis.errors import FigureError
 from analysis.exports import write_atomic
-from analysis.ratings import ASPECTS, AnalysisError
+from analysis.ratings import ASPECTS
 
 PANELS: tuple[tuple[str, str], ...] = (
     ("generation", "Generation task"),
     ("retrieval", "Retrieval task"),
     ("top_vs_bottom", "Top (lighter) vs bottom (darker) stimuli"),
 )
-
-
-class FigureError(AnalysisError):
-    """The figure cannot be drawn or written (e.g. the MOS table lacks columns)."""
 
 
 def kaleido_available() -> bool:

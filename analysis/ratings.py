@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.errors import RatingsError
+
 TASKS: tuple[str, ...] = ("generation", "retrieval")
 ASPECTS: tuple[str, ...] = ("overall", "harmony", "rhythm", "timbre", "innovation")
 GROUPS: tuple[str, ...] = ("top", "bottom", "")
@@ -49,14 +51,6 @@ _CONSTANT_WITHIN: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("participant", "page"), ("heard_before", "seconds")),
     (("participant",), ("listens_daily", "produces_music")),
 )
-
-
-class AnalysisError(ValueError):
-    """Base of every error the analysis core raises for bad input or settings."""
-
-
-class RatingsError(AnalysisError):
-    """The ratings table is malformed; the message names the row and/or column."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import exclusions, exports, figures, tables
-from analysis.ratings import AnalysisError, coverage, read_ratings_csv, validate_ratings
+from analysis.errors import AnalysisError, TableExportError
+from analysis.ratings import coverage, read_ratings_csv, validate_ratings
 
 TABLE_NAMES: tuple[str, ...] = ("mos", "subjects", "significance")
 WITHOUT_EXCLUSIONS = "without_exclusions"  # subfolder with the results of every rater, excluded ones included
@@ -124,7 +125,7 @@ def analyse_ratings(
     one panel per task in the ratings. manifest.json always. Every file is
     written atomically (temporary file, then ``os.replace``).
 
-    Raises AnalysisError (RatingsError, ExportError, ...) with a message that
+    Raises AnalysisError (RatingsError, TableExportError, ...) with a message that
     names the bad row, column or setting; non-fatal problems are returned in
     ``Report.warnings`` (and written to the manifest).
     """
@@ -171,7 +172,7 @@ def analyse_ratings(
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise exports.ExportError(f"cannot create output folder {str(out)!r}: {exc}") from exc
+        raise TableExportError(f"cannot create output folder {str(out)!r}: {exc}") from exc
 
     written: list[Path] = []
     try:
@@ -202,7 +203,7 @@ def analyse_ratings(
             alt.mkdir(exist_ok=True)
             written += _write(unfiltered, alt, wanted, cfg=cfg, warnings=[])
     except OSError as exc:
-        raise exports.ExportError(f"cannot write into {str(out)!r}: {exc}") from exc
+        raise TableExportError(f"cannot write into {str(out)!r}: {exc}") from exc
 
     manifest: dict[str, object] = {
         "input": source,

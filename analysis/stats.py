@@ -29,13 +29,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as _st
 
+from analysis.errors import StatsError
+
 LEVELS: tuple[float, ...] = (0.001, 0.01, 0.05)
 NOT_SIGNIFICANT = "×"
 EXACT_WILCOXON_MAX_N = 50
-
-
-class StatsError(ValueError):
-    """A statistic cannot be computed from the data given; the message says why."""
 
 
 @dataclass(frozen=True)

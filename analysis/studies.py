@@ -23,8 +23,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from analysis.errors import AnalysisError
 from analysis.exports import sha256_frame, sha256_json
-from analysis.ratings import AnalysisError
 from analysis.report import WITHOUT_EXCLUSIONS, analyse_ratings
 from listening.models import Study
 from listening.services import ratings_table

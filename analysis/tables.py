@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from analysis import stats
-from analysis.ratings import ASPECTS, TASKS, AnalysisError
+from analysis.errors import AnalysisError, StatsError
+from analysis.ratings import ASPECTS, TASKS
 
 MOS_COLUMNS: tuple[str, ...] = (
     "task", "system", "group", "aspect", "mos", "ci_low", "ci_high", "n_stimuli",
@@ -289,7 +290,7 @@ def subjects_table(ratings: pd.DataFrame, *, config: AnalysisConfig | None = Non
         row["n_alpha_stimuli"] = int(items.shape[0])
         try:
             result = stats.cronbach_alpha(items, nan_policy="pairwise", ci_level=cfg.ci_level)
-        except stats.StatsError as exc:
+        except StatsError as exc:
             row.update(cronbach_alpha=np.nan, alpha_ci_low=np.nan, alpha_ci_high=np.nan,
                        alpha_reason=f"Cronbach's alpha not computed: {exc}")
         else:
@@ -327,7 +328,7 @@ def _mwu_cell(cell: dict[str, object], a: np.ndarray, b: np.ndarray, *, min_n: i
         return
     try:
         _fill(cell, stats.mann_whitney(a, b, method="asymptotic", use_continuity=True))
-    except stats.StatsError as exc:
+    except StatsError as exc:
         cell["reason"] = str(exc)
 
 
@@ -429,5 +430,5 @@ def _wilcoxon_cell(cell: dict[str, object], per_query: pd.Series, best: str, oth
         return
     try:
         _fill(cell, stats.wilcoxon_signed_rank(paired["a"].to_numpy(), paired["b"].to_numpy()))
-    except stats.StatsError as exc:
+    except StatsError as exc:
         cell["reason"] = str(exc)

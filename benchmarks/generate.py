@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from generation import stretch
 from generation.conditions import ClipInfo, draw_candidates, qualifying_stems
 from generation.render import adjust_for_features, render_candidate
-from generation.songs import SongTruth, demo_song_specs, render_songs
 from generation.stem_cache import StemCache
+from generation.synth_songs import SongTruth, demo_song_specs, render_songs
 
 ROOT = Path(__file__).resolve().parent.parent
 

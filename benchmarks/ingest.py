@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from generation.analysis import analyse  # noqa: E402
+from generation.annotate_audio import analyse  # noqa: E402
 from generation.audio import load_audio  # noqa: E402
 from generation.separation import separate  # noqa: E402
-from generation.songs import demo_song_specs, render_songs  # noqa: E402
+from generation.synth_songs import demo_song_specs, render_songs  # noqa: E402
 
 
 def main() -> None:

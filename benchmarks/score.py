@@ -193,7 +193,7 @@ def _ingest_songs(args, root: Path) -> float:
 
     from django.core.management import call_command
 
-    from generation.songs import demo_song_specs, link_stems_folders, render_songs
+    from generation.synth_songs import demo_song_specs, link_stems_folders, render_songs
 
     cache = REPO / "data" / "bench-songs" / (f"score-seed{args.seed}-n{args.songs}-{args.seconds:g}s-"
                                              f"{args.min_bpm:g}-{args.max_bpm:g}bpm")

@@ -5,7 +5,7 @@
 Real pieces: every openMSX MIDI file (``apt-get install openttd-openmsx``)
 whose tempo is constant over the excerpt, rendered with fluidsynth
 (:mod:`generation.midi_pieces`); truth = the file's tempo in quarter notes per
-minute. Generated songs: :func:`generation.songs.demo_song_specs`, 24 songs of
+minute. Generated songs: :func:`generation.synth_songs.demo_song_specs`, 24 songs of
 20 s per seed; truth = the planned tempo. Renders and network activations are
 cached under ``data/bench-tempo/`` (delete it to start over).
 
@@ -13,7 +13,7 @@ For each data set it prints how many estimates lie within 2 % of the truth,
 how many are octave errors (half or double, within 2 % of those) and other
 metrical-level errors (2/3, 3/2), then truth vs estimate per piece. The
 candidates share one run of each network per clip; the last column is
-:func:`generation.analysis.analyse` itself, end to end, with its cost.
+:func:`generation.annotate_audio.analyse` itself, end to end, with its cost.
 Asserts nothing.
 """
 
@@ -33,7 +33,7 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from generation.analysis import (  # noqa: E402
+from generation.annotate_audio import (  # noqa: E402
     ANALYSIS_SR,
     _choose_octave,
     _prepare,
@@ -42,7 +42,7 @@ from generation.analysis import (  # noqa: E402
     analyse,
 )
 from generation.midi_pieces import openmsx_excerpts, render_excerpt  # noqa: E402
-from generation.songs import demo_song_specs, render_songs  # noqa: E402
+from generation.synth_songs import demo_song_specs, render_songs  # noqa: E402
 
 CACHE = REPO / "data" / "bench-tempo"
 TOLERANCE = 0.02  # relative; the issue's "within 2 %"
@@ -145,7 +145,7 @@ LEGEND = {
     "beat": "octave from RNNBeatProcessor's tempo histogram",
     "both": "octave from both histograms, weights 0.6 / 0.4, no prior",
     "both+prior": "both histograms and a log-normal prior (120 BPM, 1.5 octaves)",
-    "analyse": "generation.analysis.analyse end to end (the rule in use)",
+    "analyse": "generation.annotate_audio.analyse end to end (the rule in use)",
 }
 
 

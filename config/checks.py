@@ -50,7 +50,7 @@ def check_tools(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -
 @register(TAG)
 def check_soundfont(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
     """A Warning when fluidsynth's General MIDI soundfont (MASHLAB_SOUNDFONT) is missing."""
-    from generation.songs import SOUNDFONT
+    from generation.synth_songs import SOUNDFONT
     from generation.tools import soundfont_hint, soundfont_problem
 
     problem = soundfont_problem(SOUNDFONT)

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from generation.errors import AnnotationError
+
 CLIP_SEGMENT = re.compile(r"^(verse|chorus)\d*$", re.IGNORECASE)
 
-
-class AnnotationError(ValueError):
-    """An annotation file that is missing or cannot be read; the message names the file."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from generation.errors import AudioError
 from generation.tools import tool_message
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".m4a"})
@@ -50,9 +51,6 @@ STORE_BITS = 16
 STORE_SUFFIX = ".flac"
 _SUBTYPES = {16: "PCM_16", 24: "PCM_24"}
 
-
-class AudioError(Exception):
-    """Unusable audio input; the message is one line naming the file and the problem."""
 
 
 @dataclass(frozen=True)

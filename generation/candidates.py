@@ -11,15 +11,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from tqdm import tqdm
 
-from generation.conditions import CandidateSpec, ClipInfo, Condition, ConditionError, draw_candidates
+from generation.conditions import CandidateSpec, ClipInfo, Condition, draw_candidates
+from generation.errors import CandidateError, ConditionError, GenerationError
 from generation.keys import Key
 from generation.models import Candidate, Clip, MashupDB, Stem
-from generation.render import RenderError, adjust_for_features, render_candidate
-from generation.stem_cache import StemCache, StemCacheError
-
-
-class GenerationError(ValueError):
-    """A generate/render request that cannot be carried out; the message says why."""
+from generation.render import adjust_for_features, render_candidate
+from generation.stem_cache import StemCache
 
 
 @dataclass
@@ -33,7 +30,7 @@ def get_db(name: str) -> MashupDB:
     db = MashupDB.objects.filter(name=name).first()
     if db is None:
         known = ", ".join(MashupDB.objects.values_list("name", flat=True)) or "none"
-        raise GenerationError(f"no MashupDB named {name!r} (known: {known})")
+        raise CandidateError(f"no MashupDB named {name!r} (known: {known})")
     return db
 
 
@@ -82,13 +79,10 @@ def generate(
     seeds = clip_infos(Clip.objects.filter(db=db).prefetch_related("stems").order_by("id"))
     pool = seeds if acc == db else clip_infos(Clip.objects.filter(db=acc).prefetch_related("stems").order_by("id"))
     if vocal_id is not None and not any(s.id == vocal_id for s in seeds):
-        raise GenerationError(f"clip {vocal_id} is not a clip of MashupDB {db.name!r}")
+        raise CandidateError(f"clip {vocal_id} is not a clip of MashupDB {db.name!r}")
     stored = [spec_of(c) for c in Candidate.objects.filter(db=db, condition=Condition.parse(condition).value)]
-    try:
-        result = draw_candidates(seeds, pool, condition=condition, count=count, seed=seed, vocal_id=vocal_id,
-                                 duration_s=duration_s, exclude=stored)
-    except ConditionError as exc:
-        raise GenerationError(str(exc)) from None
+    result = draw_candidates(seeds, pool, condition=condition, count=count, seed=seed, vocal_id=vocal_id,
+                             duration_s=duration_s, exclude=stored)
     created, existing = [], 0
     with transaction.atomic():
         for spec in result.candidates:
@@ -119,7 +113,7 @@ def top_up(*, db_name: str, condition: str, total: int, seed: int, accompaniment
             generate(db_name=db_name, condition=condition, count=missing, seed=seed, accompaniment_db=accompaniment_db,
                      vocal_id=vocal_id, duration_s=duration_s)
             break
-        except GenerationError:
+        except (CandidateError, ConditionError):
             if missing == 1:
                 break
             missing //= 2
@@ -192,16 +186,22 @@ def clips_of(candidates: Iterable[Candidate]) -> dict[int, ClipInfo]:
 def feature_stems(candidate: Candidate, *, sr: int, clips: dict[int, ClipInfo] | None = None) -> dict[str, np.ndarray]:
     """The candidate's adjusted stems, mono at `sr` Hz, role → (n,) float32 (through the stem cache).
 
-    Raises GenerationError when a stem's audio is gone or unusable.
+    Raises a GenerationError (CandidateError, RenderError, StemCacheError) when a stem's audio is gone or
+    unusable; its message names the candidate.
     """
     clips = clips if clips is not None else clips_of([candidate])
     missing = [str(p) for info in clips.values() for p in info.stems.values() if not Path(p).is_file()]
     if missing:
-        raise GenerationError(f"candidate {candidate.id}: stem audio is missing: {', '.join(missing[:3])}")
+        raise CandidateError(f"candidate {candidate.id}: stem audio is missing: {', '.join(missing[:3])}")
     try:
         return adjust_for_features(spec_of(candidate), clips, sr=sr, cache=stem_cache())
-    except (RenderError, StemCacheError) as exc:
-        raise GenerationError(f"candidate {candidate.id}: {exc}") from None
+    except GenerationError as exc:
+        raise _about(candidate.id, exc) from exc
+
+
+def _about(candidate_id: int, exc: GenerationError) -> GenerationError:
+    """The same kind of error, its message led by the candidate it concerns (so a batch says which one)."""
+    return type(exc)(f"candidate {candidate_id}: {exc}")
 
 
 def render_folder(candidate: Candidate) -> Path:
@@ -228,8 +228,8 @@ def render_candidates(candidates: Iterable[Candidate], *, progress: bool = True,
     for c in tqdm(todo, desc="render", unit="cand", disable=not progress):
         try:
             result = render_candidate(spec_of(c), clips, render_folder(c), cache=cache)
-        except (RenderError, StemCacheError) as exc:
-            raise GenerationError(f"candidate {c.id}: {exc}") from None
+        except GenerationError as exc:
+            raise _about(c.id, exc) from exc
         c.mix_path = result.mix_path.relative_to(media).as_posix()
         c.vocal_path, c.harmonic_path, c.percussion_path = (
             result.stem_paths[r].relative_to(media).as_posix() for r in ("vocal", "harmonic", "percussion"))

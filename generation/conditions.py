@@ -65,6 +65,7 @@ from pathlib import Path
 
 import numpy as np
 
+from generation.errors import ConditionError
 from generation.keys import Key, key_distance, key_shift_semitones
 
 __all__ = [
@@ -96,9 +97,6 @@ MAX_OFFSET_S = 1.0  # paper: "offset randomly by ±1 second at most"
 DURATION_RANGE_S: tuple[float, float] = (25.0, 60.0)  # paper: "between 25 and 60 seconds"
 _SEED_MAX = 2**62  # per-candidate seeds fit a signed 64-bit database column
 
-
-class ConditionError(ValueError):
-    """A candidate cannot be specified or drawn (bad input, nothing qualifies)."""
 
 
 class Condition(str, enum.Enum):

@@ -21,9 +21,10 @@ from typing import Callable, Iterable
 import numpy as np
 from tqdm import tqdm
 
-from generation.annotations import AnnotationError, BeatWindow, find_annotation
-from generation.audio import AudioError, audio_info, is_audio_file, load_audio, store_audio, write_wav
-from generation.segments import SEGMENT_VERSION, SegmentError, Window, choose_windows, start_windows
+from generation.annotations import BeatWindow, find_annotation
+from generation.audio import audio_info, is_audio_file, load_audio, store_audio, write_wav
+from generation.errors import AnnotationError, AudioError, IngestError, SegmentError
+from generation.segments import SEGMENT_VERSION, Window, choose_windows, start_windows
 
 SEPARATORS = ("spleeter:4stems", "spleeter:2stems", "stems")
 SEGMENTS = ("start", "auto")  # what `ingest --segment` takes; annotated clips are the third method
@@ -47,9 +48,6 @@ def fit_full_scale(*arrays: np.ndarray) -> tuple[list[np.ndarray], float]:
     gain = HEADROOM_PEAK / peak
     return [(a * gain).astype(np.float32) for a in arrays], round(20 * np.log10(gain), 4)
 
-
-class IngestError(ValueError):
-    """A problem with one input; the message is one line naming the file."""
 
 
 @dataclass(frozen=True)
@@ -323,7 +321,8 @@ def plan_auto_clips(
     recording without separating it again; `skipped` counts those clips.
     Failures are reported per source and the other sources go on.
     """
-    from generation.separation import SeparationError, import_stems, separate
+    from generation.errors import SeparationError
+    from generation.separation import import_stems, separate
 
     _check_counts(clip_seconds, clips_per_file)
     key = {"separator": separator, "clip_seconds": float(clip_seconds)}
@@ -517,7 +516,8 @@ def refit_full_scale(clip: PreparedClip) -> None:
 
 def separate_clips(clips: list[PreparedClip], *, separator: str, progress: bool = True) -> dict[str, Failure]:
     """Run the separator once over the batch and record stems; returns failures by clip uid."""
-    from generation.separation import SeparationError, separate
+    from generation.errors import SeparationError
+    from generation.separation import separate
 
     todo = [c for c in clips if not c.stems]
     if not todo:
@@ -540,7 +540,7 @@ def separate_clips(clips: list[PreparedClip], *, separator: str, progress: bool 
 
 
 def _analyse_path(path: str) -> dict:
-    from generation.analysis import analyse
+    from generation.annotate_audio import analyse
 
     audio = load_audio(Path(path), sr=SAMPLE_RATE, min_seconds=MIN_CLIP_S)
     result = analyse(audio, sr=SAMPLE_RATE)

@@ -19,21 +19,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from generation.errors import KeyLabelError
+
 PITCH_CLASSES: tuple[str, ...] = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _FLATS = {"Db": 1, "Eb": 3, "Gb": 6, "Ab": 8, "Bb": 10, "Cb": 11, "Fb": 4}
 _SHARPS_EXTRA = {"E#": 5, "B#": 0}
 MODES: tuple[str, ...] = ("major", "minor")
 
 
-class KeyError_(ValueError):
-    """A key label that cannot be parsed."""
-
 
 def pitch_class(name: str) -> int:
     """Pitch class 0..11 (C = 0) of a note name such as 'C#', 'Db' or 'a'."""
     n = name.strip()
     if not n:
-        raise KeyError_("empty note name")
+        raise KeyLabelError("empty note name")
     n = n[0].upper() + n[1:]
     if n in PITCH_CLASSES:
         return PITCH_CLASSES.index(n)
@@ -41,7 +40,7 @@ def pitch_class(name: str) -> int:
         return _FLATS[n]
     if n in _SHARPS_EXTRA:
         return _SHARPS_EXTRA[n]
-    raise KeyError_(f"unknown note name {name!r}")
+    raise KeyLabelError(f"unknown note name {name!r}")
 
 
 @dataclass(frozen=True)
@@ -53,9 +52,9 @@ class Key:
 
     def __post_init__(self) -> None:
         if not 0 <= int(self.tonic) <= 11:
-            raise KeyError_(f"tonic must be 0..11, got {self.tonic}")
+            raise KeyLabelError(f"tonic must be 0..11, got {self.tonic}")
         if self.mode not in MODES:
-            raise KeyError_(f"mode must be major or minor, got {self.mode!r}")
+            raise KeyLabelError(f"mode must be major or minor, got {self.mode!r}")
 
     @property
     def label(self) -> str:
@@ -77,7 +76,7 @@ class Key:
         text = label.strip()
         m = re.fullmatch(r"([A-Ga-g][#b]?)\s*(major|minor|maj|min|m)?", text, flags=re.IGNORECASE)
         if not m:
-            raise KeyError_(f"cannot parse key label {label!r}")
+            raise KeyLabelError(f"cannot parse key label {label!r}")
         tonic = pitch_class(m.group(1))
         word = (m.group(2) or "major")
         mode = "major" if word.lower() in ("major", "maj") else "minor"

@@ -1,6 +1,6 @@
 """Real pieces with a known tempo: excerpts of Debian's openttd-openmsx MIDI files rendered with fluidsynth.
 
-Why: generated songs (:mod:`generation.songs`) are a fixture written here, so a
+Why: generated songs (:mod:`generation.synth_songs`) are a fixture written here, so a
 tempo rule tuned on them alone may only have learnt their style. The openMSX
 set (31 General MIDI pieces by several composers, GPL-2, ``apt-get install
 openttd-openmsx``) is music nobody on the project wrote, and a MIDI file
@@ -28,7 +28,8 @@ import mido
 import numpy as np
 import soundfile as sf
 
-from generation.songs import SOUNDFONT, SR, SongError, _require_tool
+from generation.errors import SongError
+from generation.synth_songs import SOUNDFONT, SR, _require_tool
 
 __all__ = [
     "OPENMSX_DIR",

@@ -40,13 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
+from generation.errors import RealMusicError
+
 TRAINING, HELD_OUT = "training", "held-out"
 AUDIO_SUFFIXES = (".ogg", ".mp3", ".flac", ".wav", ".xm")
 RAW_SR = 22050  # xblast-tnt's songs: unsigned 8-bit mono at this rate (Hz)
 
-
-class RealMusicError(ValueError):
-    """A package that is not installed or holds no audio; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,8 @@ def tracks(paths: list[Path], *, min_seconds: float) -> list[Path]:
 
     hyperrogue-music, for one, installs its sound effects (0.3–3 s) beside its music.
     """
-    from generation.audio import AudioError, audio_info
+    from generation.audio import audio_info
+    from generation.errors import AudioError
 
     out = []
     for path in paths:

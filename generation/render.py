@@ -47,10 +47,10 @@ from pathlib import Path
 import numpy as np
 import pyloudnorm
 
-from generation.audio import AudioError, load_audio, store_audio
+from generation.audio import load_audio, store_audio
 from generation.conditions import ROLES, CandidateSpec, ClipInfo
-from generation.stem_cache import StemCache, StemCacheError
-from generation.stretch import StretchError
+from generation.errors import AudioError, RenderError, StemCacheError, StretchError
+from generation.stem_cache import StemCache
 
 __all__ = [
     "LUFS_TARGET",
@@ -73,9 +73,6 @@ LUFS_TARGET = -16.0
 PEAK_LIMIT_DBFS = -1.0
 RENDER_STEM_BITS = 24  # the rendered stems keep the mix's precision: they sum to it within 2e-7
 
-
-class RenderError(RuntimeError):
-    """A candidate cannot be rendered (missing clip or stem, unreadable audio, silent mix)."""
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from generation.errors import SegmentError
+
 __all__ = [
     "HOP_S",
     "SEGMENT_METHODS",
@@ -60,9 +62,6 @@ _FEATURE_SR = 11025  # onset envelope rate: plenty for a beat (Hz)
 _ONSET_HOP = 256  # samples at _FEATURE_SR: 23 ms
 _MIN_LAG_S, _MAX_LAG_S = 0.25, 2.0
 
-
-class SegmentError(ValueError):
-    """Windows cannot be chosen (bad arguments, audio too short)."""
 
 
 @dataclass(frozen=True)

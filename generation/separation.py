@@ -33,6 +33,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from generation.audio import is_audio_file, load_audio, store_audio
+from generation.errors import SeparationError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().with_name("spleeter_worker.py")
@@ -51,9 +52,6 @@ STEM_ALIASES = {
     "other": ("other", "others", "rest", "remainder", "accompanimentminusbassdrums", "otherinstruments"),
 }
 
-
-class SeparationError(Exception):
-    """Separation cannot be done as asked; the message says why and what to do (one line)."""
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ from typing import Callable
 from django.conf import settings
 from django.db import transaction
 
+from generation.errors import IngestError
 from generation.ingest import (
     SEGMENTS,
     ClipPlan,
     Failure,
-    IngestError,
     PreparedClip,
     discover_sources,
     plan_auto_clips,
@@ -42,7 +42,7 @@ def segment_cache_dir() -> Path:
     return Path(settings.MEDIA_ROOT) / "cache" / "segments"
 
 
-def ingest(
+def ingest_into_db(
     paths: list[Path],
     *,
     db_name: str,

@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from generation.audio import AudioError, load_audio
+from generation.audio import load_audio
+from generation.errors import AudioError, StemCacheError
 from generation.stretch import ENGINES, adjust, rubberband_version
 
 __all__ = ["CACHE_VERSION", "CacheStats", "StemCache", "StemCacheError", "file_sha256"]
@@ -46,9 +47,6 @@ _MIN_STEM_S = 0.1
 _hash_lock = threading.Lock()
 _hash_memo: dict[tuple[str, int, int], str] = {}
 
-
-class StemCacheError(RuntimeError):
-    """A stem cannot be read or adjusted into the cache."""
 
 
 @dataclass(frozen=True)

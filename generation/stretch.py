@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from generation.errors import StretchError
 from generation.tools import tool_message
 
 __all__ = ["ENGINES", "RubberBandStats", "StretchError", "adjust", "output_length", "reset_stats", "rubberband_version", "stats"]
@@ -42,9 +43,6 @@ _HEADROOM_PEAK = 0.25
 _CLIP_LEVEL = 0.999
 _TIMEOUT_S = 600
 
-
-class StretchError(RuntimeError):
-    """Rubber Band cannot adjust this audio (bad input, tool missing or failing, clipped output)."""
 
 
 @dataclass(frozen=True)

@@ -40,24 +40,22 @@ import numpy as np
 from django.db import transaction
 from tqdm.auto import tqdm
 
-from generation.audio import AudioError
-from generation.candidates import GenerationError, clip_infos, get_db, spec_of, stem_cache, store_spec
+from generation.candidates import clip_infos, get_db, spec_of, stem_cache, store_spec
 from generation.conditions import (
     MAX_KEY_DISTANCE,
     TEMPO_RATIO_RANGE,
     CandidateSpec,
     ClipInfo,
     Condition,
-    ConditionError,
     qualifying_stems,
     resolve_duration,
     tempo_ratio,
 )
+from generation.errors import AudioError, StemCacheError, StretchError
 from generation.keys import key_shift_semitones
 from generation.models import Candidate, Clip, MashupDB
 from generation.render import place, placement_s
-from generation.stem_cache import StemCache, StemCacheError
-from generation.stretch import StretchError
+from generation.stem_cache import StemCache
 from scoring.errors import ScoringError
 from scoring.features import FeatureConfig, log_mel
 from scoring.models import Score, System
@@ -165,16 +163,9 @@ def adjusted_stem(spec: CandidateSpec, clips: dict[int, ClipInfo], role: str, *,
     try:
         audio = cache.get(path, sr=sr, shift_semitones=shift, ratio=ratio, mono=True)
     except (AudioError, StemCacheError, StretchError) as exc:
-        raise ScoringError(f"{role} stem of clip {clip_id}: {exc}") from None
+        raise type(exc)(f"{role} stem of clip {clip_id}: {exc}") from exc
     n_out = round(spec.duration_s * sr)
     return place(audio, start_s=placement_s(spec, clips, role), sr=sr, n_out=n_out)[0]
-
-
-def _duration(seed_clip: ClipInfo, duration_s: float | None) -> float:
-    try:
-        return resolve_duration(seed_clip, duration_s)
-    except ConditionError as exc:
-        raise ScoringError(str(exc)) from None
 
 
 def _seed_and_pool(vocal_clip_id: int, accompaniment_db: str | None) -> tuple[Clip, ClipInfo, list[ClipInfo], str]:
@@ -185,10 +176,7 @@ def _seed_and_pool(vocal_clip_id: int, accompaniment_db: str | None) -> tuple[Cl
     if "vocal" not in seed.stems:
         raise ScoringError(f"clip {vocal_clip_id} has no vocal stem and cannot be a vocal seed")
     if accompaniment_db:
-        try:
-            acc = get_db(accompaniment_db)
-        except GenerationError as exc:
-            raise ScoringError(str(exc)) from None
+        acc = get_db(accompaniment_db)
     else:
         acc = clip.db
     pool = clip_infos(Clip.objects.filter(db=acc).prefetch_related("stems").order_by("id"))
@@ -237,7 +225,7 @@ def rank_pairs(
             f"{len(q.harmonic)} harmonic stem(s) within ±{MAX_KEY_DISTANCE} semitones and tempo ratio {lo:g}..{hi:g}, "
             f"{len(q.percussion)} percussion stem(s) within tempo ratio {lo:g}..{hi:g}"
         )
-    duration = _duration(seed, duration_s)
+    duration = resolve_duration(seed, duration_s)
     h_index = {c.id: i for i, c in enumerate(q.harmonic)}
     p_index = {c.id: j for j, c in enumerate(q.percussion)}
     if pairs is None:

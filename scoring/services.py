@@ -15,10 +15,11 @@ from django.conf import settings
 from django.db import transaction
 from tqdm import tqdm
 
-from generation.candidates import GenerationError, clips_of, feature_stems, get_db
+from generation.candidates import clips_of, feature_stems, get_db
 from generation.conditions import Condition
+from generation.errors import CandidateError, ConditionError, StemCacheError
 from generation.models import Candidate, Clip
-from generation.stem_cache import StemCacheError, file_sha256
+from generation.stem_cache import file_sha256
 from scoring.amu import VARIANTS as AMU_VARIANTS
 from scoring.amu import get_variant as amu_variant
 from scoring.errors import ScoringError
@@ -66,17 +67,9 @@ def candidate_identity(candidate: Candidate, clips: dict) -> dict:
     return {"spec_key": candidate.spec_key, "sources": sources}
 
 
-def _stems(candidate: Candidate, *, sr: int, clips) -> dict[str, np.ndarray]:
-    """A candidate's adjusted stems at ``sr`` Hz through the stem cache; a missing stem is a ScoringError."""
-    try:
-        return feature_stems(candidate, sr=sr, clips=clips)
-    except GenerationError as exc:
-        raise ScoringError(str(exc)) from None
-
-
 def _compute(candidate: Candidate, recipe: Recipe, clips: dict) -> np.ndarray:
     cfg = recipe.config
-    stems = _stems(candidate, sr=cfg.sr, clips=clips)
+    stems = feature_stems(candidate, sr=cfg.sr, clips=clips)
     rows = []
     for off in recipe.offsets_s:
         if off + cfg.crop_s > candidate.duration_s + 1e-6:
@@ -175,7 +168,7 @@ def train(
 
     if arch not in ("premix", "postmix"):
         raise ScoringError(f"arch must be premix or postmix, got {arch!r}")
-    dbs = [_db(n) for n in ([db_name] if isinstance(db_name, str) else list(db_name))]
+    dbs = [get_db(n) for n in ([db_name] if isinstance(db_name, str) else list(db_name))]
     if not dbs:
         raise ScoringError("name at least one MashupDB to train on")
     db_names = [db.name for db in dbs]
@@ -209,13 +202,6 @@ def train(
                      config={"feature_config": cfg.to_dict(), "width": width, "trained_on": ", ".join(db_names),
                              "crop_offsets_s": offsets},
                      metrics=metrics)
-
-
-def _db(name: str):
-    try:
-        return get_db(name)
-    except GenerationError as exc:
-        raise ScoringError(str(exc)) from None
 
 
 def _register(name: str, *, arch: str, lsro: bool, checkpoint: Path | None, config: dict, metrics: dict) -> System:
@@ -326,7 +312,7 @@ def _amu_scorer(system: System) -> Callable[[Sequence[Candidate]], np.ndarray]:
         out = []
         clips = clips_of(cands)
         for c in cands:
-            stems = _stems(c, sr=variant.sr, clips=clips)
+            stems = feature_stems(c, sr=variant.sr, clips=clips)
             beats = np.asarray(c.vocal_clip.beats, dtype=float)
             beats = beats[beats < c.duration_s]
             out.append(variant.mashability(stems, sr=variant.sr, beat_times_s=beats).total)
@@ -376,7 +362,7 @@ def ensure_test_set(db_name: str, *, per_seed: int = 5, seed: int = 0) -> list[C
     """
     from generation.candidates import generate
 
-    db = _db(db_name)
+    db = get_db(db_name)
     existing = list(Candidate.objects.filter(db=db, split="test").order_by("id"))
     if existing:
         return existing
@@ -388,7 +374,7 @@ def ensure_test_set(db_name: str, *, per_seed: int = 5, seed: int = 0) -> list[C
             try:
                 report = generate(db_name=db.name, condition=condition.value, count=count, seed=seed + n,
                                   vocal_id=clip_id)
-            except GenerationError:
+            except (CandidateError, ConditionError):
                 continue
             chosen += [c.id for c in report.created]
     Candidate.objects.filter(id__in=chosen).update(split="test")

@@ -60,7 +60,7 @@ train_four real_ real-train
 systems+=(real_premix real_postmix real_premix_lsro real_postmix_lsro)
 if [ "${COMPARE:-0}" = 1 ]; then
   # generated songs: 48 multitrack songs imported as stems (ground-truth parts, no separation)
-  if [ ! -d data/songs-train ]; then .venv/bin/python -m generation.songs data/songs-train --count 48 --seed 11; fi
+  if [ ! -d data/songs-train ]; then .venv/bin/python -m generation.synth_songs data/songs-train --count 48 --seed 11; fi
   $M ingest data/songs-train --db gen-train --separator stems
   candidates gen-train
   train_four gen_ gen-train

@@ -3,7 +3,7 @@
 Load it from the root conftest with ``pytest_plugins = ["tests.fixtures_songs"]``
 (or ``pytest -p tests.fixtures_songs``). Songs are rendered into
 ``$MASHLAB_TEST_CACHE`` (default ``<repo>/data/test-cache``) and reused by later
-runs: :func:`generation.songs.render_song` skips a song whose folder already
+runs: :func:`generation.synth_songs.render_song` skips a song whose folder already
 holds its spec.
 
 Fixtures (session scope):
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from generation.songs import (
+from generation.synth_songs import (
     SongTruth,
     demo_song_specs,
     link_stems_folders,

@@ -16,8 +16,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from analysis.errors import AnalysisError, RatingsError
 from analysis.exclusions import exclusion_table
-from analysis.ratings import ASPECTS, COLUMNS, AnalysisError, RatingsError
+from analysis.ratings import ASPECTS, COLUMNS
 from analysis.report import WITHOUT_EXCLUSIONS, analyse_ratings
 from tests.test_analysis_report import GENERATION, study_rows
 

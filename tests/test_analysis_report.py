@@ -33,7 +33,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from analysis.ratings import ASPECTS, COLUMNS, RatingsError, load_ratings, validate_ratings
+from analysis.errors import RatingsError
+from analysis.ratings import ASPECTS, COLUMNS, load_ratings, validate_ratings
 from analysis.report import analyse_ratings
 
 GENERATION = {  # stimulus: (system, group, page, scores of p1, p2, p3)
@@ -340,9 +341,9 @@ def test_a_stimulus_with_fewer_than_k_ratings_is_warned_about_and_still_analysed
 
 
 def test_it_rejects_an_unknown_format_and_a_missing_file(tmp_path, ratings_csv):
-    from analysis.exports import ExportError
+    from analysis.errors import TableExportError
 
-    with pytest.raises(ExportError, match="unknown format.*pdf"):
+    with pytest.raises(TableExportError, match="unknown format.*pdf"):
         analyse_ratings(ratings_csv, tmp_path / "out", formats="json,pdf")
     with pytest.raises(RatingsError, match="does not exist"):
         analyse_ratings(tmp_path / "nope.csv", tmp_path / "out")

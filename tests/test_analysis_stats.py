@@ -21,8 +21,8 @@ import pandas as pd
 import pingouin as pg
 import pytest
 
+from analysis.errors import StatsError
 from analysis.stats import (
-    StatsError,
     cronbach_alpha,
     holm,
     mann_whitney,

@@ -13,7 +13,8 @@ import pytest
 import soundfile as sf
 
 from generation import separation
-from generation.stretch import StretchError, adjust
+from generation.errors import StretchError
+from generation.stretch import adjust
 from generation.tools import TOOLS, tool_hint, tool_problem
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,7 +109,8 @@ def test_it_reports_missing_spleeter_interpreter_and_weights_as_the_separation_s
 
 
 def test_decoding_without_ffmpeg_says_the_checks_sentence(tmp_path, monkeypatch):
-    from generation.audio import AudioError, load_audio
+    from generation.audio import load_audio
+    from generation.errors import AudioError
 
     if shutil.which("ffprobe") is None or shutil.which("ffmpeg") is None:
         pytest.skip("needs ffmpeg and ffprobe installed (apt-get install ffmpeg)")

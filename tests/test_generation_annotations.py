@@ -2,7 +2,8 @@
 
 import pytest
 
-from generation.annotations import AnnotationError, find_annotation, read_beats, read_segments
+from generation.annotations import find_annotation, read_beats, read_segments
+from generation.errors import AnnotationError
 
 
 def _write_song(root, name="0001_song", bpm=120.0, bars=40, beats_per_bar=4):

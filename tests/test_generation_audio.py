@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from generation.audio import AudioError, audio_info, is_audio_file, load_audio, store_audio, write_flac, write_wav
+from generation.audio import audio_info, is_audio_file, load_audio, store_audio, write_flac, write_wav
+from generation.errors import AudioError
 
 SR = 44100
 

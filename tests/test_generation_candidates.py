@@ -32,7 +32,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from generation.analysis import analyse
+from generation.annotate_audio import analyse
 from generation.conditions import MAX_KEY_DISTANCE, MAX_OFFSET_S, TEMPO_RATIO_RANGE
 from generation.keys import Key, key_shift_semitones
 from generation.models import Candidate, Clip, MashupDB

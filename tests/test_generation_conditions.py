@@ -13,12 +13,12 @@ from generation.conditions import (
     CandidateSpec,
     ClipInfo,
     Condition,
-    ConditionError,
     draw_candidate,
     draw_candidates,
     qualifying_stems,
     tempo_ratio,
 )
+from generation.errors import ConditionError
 from generation.keys import ALL_KEYS, Key, key_distance, key_shift_semitones
 
 STEMS = {"vocal": Path("v.wav"), "harmonic": Path("h.wav"), "percussion": Path("p.wav")}

@@ -2,7 +2,8 @@
 
 import pytest
 
-from generation.keys import ALL_KEYS, Key, KeyError_, key_distance, key_shift_semitones, wrap_semitones
+from generation.errors import KeyLabelError
+from generation.keys import ALL_KEYS, Key, key_distance, key_shift_semitones, wrap_semitones
 
 
 def test_it_parses_common_spellings():
@@ -22,7 +23,7 @@ def test_labels_round_trip_for_all_24_keys():
 
 def test_it_rejects_nonsense():
     for bad in ["H major", "", "C dorian", "12"]:
-        with pytest.raises(KeyError_):
+        with pytest.raises(KeyLabelError):
             Key.parse(bad)
 
 

@@ -16,7 +16,8 @@ import pytest
 import soundfile as sf
 
 from generation import real_music
-from generation.real_music import HELD_OUT, PACKAGES, TRAINING, RealMusicError, pick
+from generation.errors import RealMusicError
+from generation.real_music import HELD_OUT, PACKAGES, TRAINING, pick
 
 
 def test_every_package_is_on_exactly_one_side_and_both_sides_are_used():

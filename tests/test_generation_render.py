@@ -11,19 +11,19 @@ import soundfile as sf
 
 from generation import stretch
 from generation.conditions import CandidateSpec, ClipInfo, draw_candidates
+from generation.errors import RenderError, StemCacheError, StretchError
 from generation.keys import Key, key_distance
 from generation.render import (
     LUFS_TARGET,
     PEAK_LIMIT_DBFS,
-    RenderError,
     adjust_for_features,
     loudness_lufs,
     placement_s,
     render_candidate,
     write_float_wav,
 )
-from generation.stem_cache import StemCache, StemCacheError
-from generation.stretch import StretchError, adjust
+from generation.stem_cache import StemCache
+from generation.stretch import adjust
 
 SR = 44100
 CLIP_S = 26.0
@@ -326,7 +326,7 @@ def test_matched_renders_measure_at_the_seed_tempo_and_key(song_clips, tmp_path)
     matching rule compares relative majors: a C major stem shifted under an
     A minor vocal is correct, and it may be heard as either of the two.
     """
-    from generation.analysis import analyse
+    from generation.annotate_audio import analyse
 
     infos = list(song_clips.values())
     cache = StemCache(tmp_path / "cache")

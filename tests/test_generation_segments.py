@@ -18,8 +18,9 @@ import pytest
 import soundfile as sf
 from django.core.management import call_command
 
+from generation.errors import SegmentError
 from generation.models import Clip
-from generation.segments import SegmentError, Window, choose_windows, start_windows, window_scores
+from generation.segments import Window, choose_windows, start_windows, window_scores
 from generation.separation import spleeter_python
 from generation.services import db_disk_usage
 
@@ -94,7 +95,7 @@ def test_a_recording_shorter_than_a_clip_is_one_window_and_start_windows_are_con
 @pytest.fixture(scope="module")
 def late_song(tmp_path_factory):
     """A 40 s generated song whose vocal enters at the first downbeat after 22 s."""
-    from generation.songs import demo_song_specs, render_song
+    from generation.synth_songs import demo_song_specs, render_song
 
     spec = dataclasses.replace(demo_song_specs(count=1, seed=5, seconds=SONG_S)[0], name="late",
                                vocal_entry_s=VOCAL_ENTRY_S)

@@ -20,10 +20,10 @@ import soundfile as sf
 import soxr
 
 from generation.audio import write_wav
+from generation.errors import SeparationError
 from generation.separation import (
     HPSS_METHOD,
     WORKER,
-    SeparationError,
     available_models,
     import_stems,
     model_root,
@@ -76,7 +76,7 @@ def songs(request, tmp_path_factory):
     try:
         found = list(request.getfixturevalue("few_songs"))
     except pytest.FixtureLookupError:
-        from generation.songs import demo_song_specs, render_songs
+        from generation.synth_songs import demo_song_specs, render_songs
 
         found = render_songs(demo_song_specs(count=2, seed=7, seconds=20.0),
                              tmp_path_factory.mktemp("songs"), progress=False)

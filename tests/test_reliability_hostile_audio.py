@@ -32,7 +32,8 @@ import pytest
 import soundfile as sf
 from django.core.management import CommandError, call_command
 
-from generation.audio import AudioError, load_audio
+from generation.audio import load_audio
+from generation.errors import AudioError
 from generation.models import Clip, MashupDB, Stem
 
 pytest_plugins = ["tests.test_listening_world"]  # its fixture: world
@@ -85,7 +86,8 @@ def test_a_three_hour_file_is_refused_from_its_header_and_previewed_in_little_me
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(REPO)!r})
-        from generation.audio import AudioError, load_audio
+        from generation.audio import load_audio
+        from generation.errors import AudioError
         t0 = time.perf_counter()
         try:
             load_audio({str(path)!r})

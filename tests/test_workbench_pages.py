@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from generation.candidates import GenerationError
+from generation.errors import GenerationError
 from workbench import jobs
 from workbench.models import Job
 

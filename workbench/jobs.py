@@ -19,19 +19,12 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from generation.analysis import AnalysisError
-from generation.audio import AudioError
-from generation.candidates import GenerationError
-from generation.conditions import ConditionError
-from generation.ingest import IngestError
-from generation.render import RenderError
+from generation.errors import GenerationError
 from scoring.errors import ScoringError
 from workbench.models import Job
 
 # The stage apps' exception families: a job that raises one of these failed for a reason its user can act on.
-STAGE_ERRORS: tuple[type[BaseException], ...] = (
-    IngestError, GenerationError, ConditionError, RenderError, AudioError, AnalysisError, ScoringError,
-)
+STAGE_ERRORS: tuple[type[BaseException], ...] = (GenerationError, ScoringError)
 LOG_LINES = 40  # how many of a job's last log lines its row keeps
 
 

@@ -12,15 +12,15 @@ from django.urls import reverse
 from django_tasks import task
 
 from generation.candidates import get_db, render_candidates
-from generation.ingest import IngestError
+from generation.errors import IngestError
 from generation.models import Candidate
-from generation.services import ingest
+from generation.services import ingest_into_db
 from scoring import services as scoring
 from workbench import jobs
 
 
 def _ingest(a: dict, rep: jobs.JobReporter) -> dict:
-    report = ingest(
+    report = ingest_into_db(
         [Path(p) for p in a["paths"]], db_name=a["db"], separator=a.get("separator", "spleeter:4stems"),
         clip_seconds=float(a.get("clip_seconds", 30.0)),
         annotations_dir=Path(a["annotations"]) if a.get("annotations") else None,
@@ -49,7 +49,7 @@ def _render(a: dict, rep: jobs.JobReporter) -> dict:
 
 def _score(a: dict, rep: jobs.JobReporter) -> dict:
     system = scoring.get_system(a["system"])
-    qs = Candidate.objects.filter(db=scoring._db(a["db"]))  # _db turns a missing DB into a ScoringError
+    qs = Candidate.objects.filter(db=get_db(a["db"]))  # a missing DB is a CandidateError
     if a.get("condition"):
         qs = qs.filter(condition=a["condition"])
     n = scoring.score(system, qs.select_related("vocal_clip").order_by("id"), progress=False,

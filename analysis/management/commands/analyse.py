@@ -7,8 +7,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from analysis.exports import FORMATS
-from analysis.ratings import AnalysisError
 from analysis.report import analyse_ratings
+from config.errors import command_errors
 
 
 class Command(BaseCommand):
@@ -39,7 +39,7 @@ class Command(BaseCommand):
             ratings, config = self._study_ratings(int(options["study"]))  # type: ignore[arg-type]
         else:
             ratings = options["ratings"]
-        try:
+        with command_errors():
             report = analyse_ratings(
                 ratings,  # type: ignore[arg-type]
                 options["out"],  # type: ignore[arg-type]
@@ -47,8 +47,6 @@ class Command(BaseCommand):
                 holm=bool(options["holm"]),
                 config=config,
             )
-        except AnalysisError as exc:
-            raise CommandError(str(exc)) from exc
         for message in report.warnings:
             self.stderr.write(self.style.WARNING(f"warning: {message}"))
         self.stdout.write(report.summary())

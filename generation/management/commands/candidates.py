@@ -2,9 +2,10 @@
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from generation.candidates import GenerationError, candidate_record, get_db
+from config.errors import command_errors
+from generation.candidates import candidate_record, get_db
 from generation.conditions import Condition
 from generation.models import Candidate
 
@@ -18,10 +19,8 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print a JSON list.")
 
     def handle(self, *args, **o):
-        try:
+        with command_errors():
             db = get_db(o["db"])
-        except GenerationError as exc:
-            raise CommandError(str(exc)) from None
         qs = Candidate.objects.filter(db=db).select_related("db").order_by("id")
         if o["condition"]:
             qs = qs.filter(condition=o["condition"])

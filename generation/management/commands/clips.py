@@ -2,9 +2,11 @@
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from generation.models import Clip, MashupDB
+from config.errors import command_errors
+from generation.candidates import get_db
+from generation.models import Clip
 from generation.services import clip_record, db_disk_usage
 
 
@@ -16,10 +18,8 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print a JSON list (stable export).")
 
     def handle(self, *args, **opts):
-        db = MashupDB.objects.filter(name=opts["db"]).first()
-        if db is None:
-            known = ", ".join(MashupDB.objects.values_list("name", flat=True)) or "none"
-            raise CommandError(f"no MashupDB named {opts['db']!r} (known: {known})")
+        with command_errors():
+            db = get_db(opts["db"])
         clips = Clip.objects.filter(db=db).prefetch_related("stems").order_by("id")
         records = [clip_record(c) for c in clips]
         if opts["json"]:

@@ -19,8 +19,8 @@ from django.core.management.base import BaseCommand, CommandError
 from generation.candidates import render_candidates, top_up
 from generation.models import Candidate, Clip
 from generation.separation import available_models
-from generation.services import ingest
-from generation.songs import demo_song_specs, render_songs
+from generation.services import ingest_into_db
+from generation.synth_songs import demo_song_specs, render_songs
 
 SYSTEMS = (("premix", False), ("postmix", False), ("premix_lsro", True), ("postmix_lsro", True))
 DEMO_WIDTH = 0.125  # channel multiplier of the demo's networks
@@ -80,7 +80,7 @@ class Command(BaseCommand):
         separator = "spleeter:4stems" if "4stems" in available_models() else "spleeter:2stems"
         if separator == "spleeter:2stems":
             self._say("no 4stems weights in MODEL_PATH: separating with 2stems + HPSS (see README)")
-        report = ingest([s.mix_path for s in songs], db_name=name, separator=separator, clip_seconds=seconds,
+        report = ingest_into_db([s.mix_path for s in songs], db_name=name, separator=separator, clip_seconds=seconds,
                         say=lambda line: self.stderr.write(line))
         self._say(f"MashupDB {name}: {len(report.added)} added, {report.skipped} present, "
                   f"{len(report.failures)} failed")

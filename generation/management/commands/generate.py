@@ -2,8 +2,9 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from generation.candidates import GenerationError, generate, render_candidates, top_up
-from generation.conditions import Condition, ConditionError
+from config.errors import command_errors
+from generation.candidates import generate, render_candidates, top_up
+from generation.conditions import Condition
 
 
 class Command(BaseCommand):
@@ -27,14 +28,12 @@ class Command(BaseCommand):
         if o["total"]:
             if o["render"]:
                 raise CommandError("--total does not render: run `manage.py render --db NAME` after it")
-            try:
+            with command_errors():
                 held = top_up(db_name=o["db"], accompaniment_db=o["accompaniment_db"], condition=o["condition"],
                               total=o["count"], seed=o["seed"], vocal_id=o["vocal"], duration_s=o["duration"])
-            except (GenerationError, ConditionError) as exc:
-                raise CommandError(str(exc)) from None
             self.stdout.write(f"{o['db']} holds {held} {o['condition']} candidates (asked for {o['count']})")
             return
-        try:
+        with command_errors():
             report = generate(db_name=o["db"], accompaniment_db=o["accompaniment_db"], condition=o["condition"],
                               count=o["count"], seed=o["seed"], vocal_id=o["vocal"], duration_s=o["duration"])
             self.stdout.write(f"{len(report.created)} {o['condition']} candidates created, "
@@ -43,5 +42,3 @@ class Command(BaseCommand):
             if o["render"]:
                 n = render_candidates(report.created, progress=not o["no_progress"])
                 self.stdout.write(f"{n} candidates rendered")
-        except (GenerationError, ConditionError) as exc:
-            raise CommandError(str(exc)) from None

@@ -4,8 +4,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from generation.ingest import SEGMENTS, SEPARATORS, IngestError
-from generation.services import ingest
+from config.errors import command_errors
+from generation.ingest import SEGMENTS, SEPARATORS
+from generation.services import ingest_into_db
 
 
 class Command(BaseCommand):
@@ -31,8 +32,8 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         if opts["annotations"] is not None and not opts["annotations"].is_dir():
             raise CommandError(f"{opts['annotations']}: annotation folder not found")
-        try:
-            report = ingest(
+        with command_errors():
+            report = ingest_into_db(
                 opts["paths"],
                 db_name=opts["db"],
                 separator=opts["separator"],
@@ -44,8 +45,6 @@ class Command(BaseCommand):
                 progress=not opts["no_progress"],
                 say=lambda line: self.stderr.write(line),
             )
-        except IngestError as exc:
-            raise CommandError(str(exc)) from None
         self.stdout.write(
             f"{opts['db']}: {len(report.added)} clips added, {report.skipped} already present, "
             f"{len(report.failures)} failed"

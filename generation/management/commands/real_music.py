@@ -11,12 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from generation.ingest import SEPARATORS, IngestError
+from config.errors import command_errors
+from generation.ingest import SEPARATORS
 from generation.models import Clip
-from generation.real_music import HELD_OUT, PACKAGES, TRAINING, RealMusicError, pick, sources, tracks
-from generation.services import db_disk_usage, ingest
+from generation.real_music import HELD_OUT, PACKAGES, TRAINING, pick, sources, tracks
+from generation.services import db_disk_usage, ingest_into_db
 
 MIN_TRACK_S = 40.0  # shorter files are sound effects or jingles, not tracks
 
@@ -46,20 +47,16 @@ class Command(BaseCommand):
                 continue
             paths: list[Path] = []
             for package in (p for p in PACKAGES if p.side == side):
-                try:
+                with command_errors():
                     found = sources(package, cache)
-                except RealMusicError as exc:
-                    raise CommandError(str(exc)) from None
                 found = tracks(found, min_seconds=MIN_TRACK_S)
                 chosen = pick(found, limit=o["tracks"], seed=o["seed"])
                 self.stdout.write(f"{package.name} ({side}): {len(chosen)} of {len(found)} tracks")
                 paths += chosen
-            try:
-                report = ingest(paths, db_name=dbs[side], separator=o["separator"], clip_seconds=o["clip_seconds"],
+            with command_errors():
+                report = ingest_into_db(paths, db_name=dbs[side], separator=o["separator"], clip_seconds=o["clip_seconds"],
                                 segment="auto", clips_per_file=o["clips_per_track"], jobs=o["jobs"],
                                 progress=not o["no_progress"], say=lambda line: self.stderr.write(line))
-            except IngestError as exc:
-                raise CommandError(str(exc)) from None
             n = Clip.objects.filter(db__name=dbs[side]).count()
             mb = db_disk_usage(dbs[side]) / 1e6
             self.stdout.write(f"MashupDB {dbs[side]}: {len(report.added)} clips added, {report.skipped} present, "

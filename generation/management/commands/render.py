@@ -2,7 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from generation.candidates import GenerationError, get_db, render_candidates, stem_cache
+from config.errors import command_errors
+from generation.candidates import get_db, render_candidates, stem_cache
 from generation.models import Candidate
 
 
@@ -25,15 +26,17 @@ class Command(BaseCommand):
                 return
             raise CommandError("give --db NAME or --candidates IDS")
         try:
+            ids = [int(x) for x in (o["candidates"] or "").split(",") if x.strip()]
+        except ValueError:
+            raise CommandError("--candidates takes comma-separated integer ids") from None
+        with command_errors():
             qs = Candidate.objects.all()
             if o["db"]:
                 qs = qs.filter(db=get_db(o["db"]))
             if o["candidates"]:
-                qs = qs.filter(id__in=[int(x) for x in o["candidates"].split(",") if x.strip()])
+                qs = qs.filter(id__in=ids)
             if o["condition"]:
                 qs = qs.filter(condition=o["condition"])
             n = render_candidates(qs.select_related("db").order_by("id"), progress=not o["no_progress"],
                                   force=o["force"])
-        except (GenerationError, ValueError) as exc:
-            raise CommandError(str(exc)) from None
         self.stdout.write(f"{n} candidates rendered")

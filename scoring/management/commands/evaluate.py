@@ -3,9 +3,9 @@
 import json
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from scoring.errors import ScoringError
+from config.errors import command_errors
 from scoring.services import evaluate
 
 
@@ -21,11 +21,9 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **o):
-        try:
+        with command_errors():
             rows = evaluate(o["db"], o["system"], per_seed=o["per_seed"], seed=o["seed"],
                             progress=not o["no_progress"])
-        except ScoringError as exc:
-            raise CommandError(str(exc)) from None
         self.stdout.write(f"{'system':<16} {'accuracy':>9} {'avg rank':>9} {'labeled':>8} {'unlabeled':>10} "
                           f"{'R@1':>6} {'R@5':>6} {'R@10':>6} {'med nrank':>10} {'pool':>5}")
         for r in rows:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from config.errors import command_errors
 from generation.models import Clip
-from scoring.errors import ScoringError
 from scoring.retrieval import rank_pairs, store_top
 from scoring.services import get_system
 
@@ -30,13 +30,11 @@ class Command(BaseCommand):
     def handle(self, *args, **o):
         if o["top"] < 1:
             raise CommandError(f"--top must be at least 1, got {o['top']}")
-        try:
+        with command_errors():
             system = get_system(o["system"])
             ranking = rank_pairs(system, o["vocal"], progress=not o["no_progress"],
                                  accompaniment_db=o["accompaniment_db"], duration_s=o["duration"])
             report = store_top(system, ranking, top=o["top"]) if o["store"] else None
-        except ScoringError as exc:
-            raise CommandError(str(exc)) from None
         r = ranking
         self.stdout.write(
             f"{r.system} ({r.arch}, {r.method}): vocal clip {r.vocal_clip} of {r.db}: {r.n_harmonic} harmonic x "

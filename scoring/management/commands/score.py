@@ -4,9 +4,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from config.errors import command_errors
+from generation.candidates import get_db
 from generation.models import Candidate
-from scoring.errors import ScoringError
-from scoring.services import _db, get_system, register_checkpoint, score
+from scoring.services import get_system, register_checkpoint, score
 
 
 class Command(BaseCommand):
@@ -22,7 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **o):
-        try:
+        with command_errors():
             if o["checkpoint"] is not None:
                 system = register_checkpoint(o["system"], o["checkpoint"])
                 self.stdout.write(f"system {system.name} ({system.arch}) registered")
@@ -32,7 +33,7 @@ class Command(BaseCommand):
             if bool(o["db"]) == bool(o["candidates"]):
                 raise CommandError("give exactly one of --db NAME or --candidates IDS")
             if o["db"]:
-                qs = Candidate.objects.filter(db=_db(o["db"]))
+                qs = Candidate.objects.filter(db=get_db(o["db"]))
             else:
                 try:
                     ids = [int(x) for x in o["candidates"].split(",") if x.strip()]
@@ -46,6 +47,4 @@ class Command(BaseCommand):
                 qs = qs.filter(condition=o["condition"])
             qs = qs.select_related("vocal_clip").order_by("id")
             n = score(system, qs, progress=not o["no_progress"], rescore=o["rescore"])
-        except ScoringError as exc:
-            raise CommandError(str(exc)) from None
         self.stdout.write(f"{system.name}: {n} candidates scored")

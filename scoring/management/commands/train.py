@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from scoring.errors import ScoringError
+from config.errors import command_errors
 from scoring.features import FeatureConfig
 from scoring.services import train
 
@@ -49,13 +49,11 @@ class Command(BaseCommand):
             offsets = [float(x) for x in o["crop_offsets"].split(",") if x.strip()]
         except ValueError:
             raise CommandError("--crop-offsets takes comma-separated seconds, e.g. 0,5,10") from None
-        try:
+        with command_errors():
             system = train(db_name=o["db"], arch=o["arch"], lsro=o["lsro"], epochs=o["epochs"], seed=o["seed"],
                            out_dir=o["out"], name=o["name"], width=o["width"], config=cfg,
                            batch_size=o["batch_size"], progress=not o["no_progress"], crop_offsets_s=offsets,
                            patience=o["patience"], lr=o["lr"], device=o["device"], workers=o["workers"])
-        except ScoringError as exc:
-            raise CommandError(str(exc)) from None
         self.stdout.write(f"system {system.name} registered: {system.checkpoint_file}")
         metrics = system.metrics or {}
         if metrics.get("best"):

@@ -21,7 +21,7 @@ it (checked through ``truth.json``).
 
 Command line::
 
-    python -m generation.songs OUT_DIR --count N --seed S [--seconds 20]
+    python -m generation.synth_songs OUT_DIR --count N --seed S [--seconds 20]
 
 No Django here; the package needs ``fluidsynth``, ``fluid-soundfont-gm`` and
 ``espeak-ng`` (apt) and ``mido`` (pip).
@@ -47,6 +47,7 @@ import mido
 import numpy as np
 import soundfile as sf
 
+from generation.errors import SongError
 from generation.keys import Key
 from generation.tools import soundfont_hint, soundfont_problem, tool_message
 
@@ -120,9 +121,6 @@ _VIBRATO_SEMITONES = 0.35
 # Loudness balance (RMS before the common peak gain)
 _STEM_RMS = {"vocals": 0.10, "drums": 0.08, "bass": 0.08, "other": 0.06}
 
-
-class SongError(RuntimeError):
-    """A song cannot be specified or rendered (bad spec, missing tool, tool failure)."""
 
 
 # ---------------------------------------------------------------------------
@@ -729,8 +727,8 @@ def link_stems_folders(songs: Iterable[SongTruth], folder: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m generation.songs OUT_DIR --count N --seed S [--seconds 20]``."""
-    parser = argparse.ArgumentParser(prog="python -m generation.songs", description="Render generated multitrack demo songs with ground truth.")
+    """``python -m generation.synth_songs OUT_DIR --count N --seed S [--seconds 20]``."""
+    parser = argparse.ArgumentParser(prog="python -m generation.synth_songs", description="Render generated multitrack demo songs with ground truth.")
     parser.add_argument("out_dir", type=Path, help="folder that receives one subfolder per song")
     parser.add_argument("--count", type=int, default=24, help="number of songs (default 24)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the whole set (default 0)")

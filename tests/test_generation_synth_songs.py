@@ -9,18 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from generation.errors import SongError
 from generation.keys import Key
-from generation.songs import (
-    SR,
-    STEM_NAMES,
-    SongError,
-    SongSpec,
-    demo_song_specs,
-    load_truth,
-    main,
-    plan_song,
-    render_song,
-)
+from generation.synth_songs import SR, STEM_NAMES, SongSpec, demo_song_specs, load_truth, main, plan_song, render_song
 
 
 def _short_spec(**overrides) -> SongSpec:

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from generation.analysis import MIN_DURATION_S, AnalysisError, ClipAnalysis, analyse, analyse_file
+from generation.annotate_audio import MIN_DURATION_S, ClipAnalysis, analyse, analyse_file
+from generation.errors import EstimationError
 from generation.keys import Key, key_shift_semitones
 from generation.midi_pieces import OPENMSX_DIR, midi_excerpt, render_excerpt
 
@@ -166,21 +167,21 @@ def test_integer_pcm_is_scaled_like_float(few_songs):
     ],
     ids=["zeros", "near-silence", "short", "nan", "3-d", "samples-first", "bad-sr", "strings"],
 )
-def test_unusable_audio_raises_analysis_error(audio, sr, words):
-    with pytest.raises(AnalysisError, match=words):
+def test_unusable_audio_raises_estimation_error(audio, sr, words):
+    with pytest.raises(EstimationError, match=words):
         analyse(audio, sr=sr)
 
 
 def test_analyse_file_names_the_file_in_its_errors(tmp_path):
-    with pytest.raises(AnalysisError, match="no such file"):
+    with pytest.raises(EstimationError, match="no such file"):
         analyse_file(tmp_path / "missing.wav")
     bogus = tmp_path / "notes.wav"
     bogus.write_text("not audio at all\n")
-    with pytest.raises(AnalysisError, match="notes.wav.*cannot read"):
+    with pytest.raises(EstimationError, match="notes.wav.*cannot read"):
         analyse_file(bogus)
     silent = tmp_path / "silent.wav"
     sf.write(str(silent), np.zeros((44100 * 6, 2), dtype=np.float32), 44100)
-    with pytest.raises(AnalysisError, match="silent.wav.*silent"):
+    with pytest.raises(EstimationError, match="silent.wav.*silent"):
         analyse_file(silent)
 
 

@@ -20,7 +20,7 @@ within 2 % of the truth (``benchmarks/tempo.py`` prints every piece):
   music nobody here wrote, truth = the file's quarter-note tempo, 64–200 BPM)
   rendered with fluidsynth, 0–30 s (31 pieces) and 30–60 s (30: one piece
   changes tempo there);
-- *generated*: 72 songs of :mod:`generation.songs` (70–160 BPM, both metres,
+- *generated*: 72 songs of :mod:`generation.synth_songs` (70–160 BPM, both metres,
   seeds 0–2, 24 songs of 20 s each).
 
 ===========================================================================  ======  =======  =========
@@ -83,9 +83,10 @@ from pathlib import Path
 
 import numpy as np
 
+from generation.errors import EstimationError
 from generation.keys import Key
 
-__all__ = ["AnalysisError", "ClipAnalysis", "analyse", "analyse_file", "MIN_DURATION_S", "ANALYSIS_SR"]
+__all__ = ["EstimationError", "ClipAnalysis", "analyse", "analyse_file", "MIN_DURATION_S", "ANALYSIS_SR"]
 
 #: madmom's networks are trained at this rate; other rates are resampled to it.
 ANALYSIS_SR = 44100
@@ -105,9 +106,6 @@ OCTAVE_PRIOR_OCTAVES = 1.5  # standard deviation of the prior, in octaves
 _PEAK_MATCH = 0.03  # a histogram peak within 3 % (natural log) of a candidate tempo counts for it
 _MIN_BPM, _MAX_BPM = 40.0, 250.0  # tempo histograms' range
 
-
-class AnalysisError(ValueError):
-    """Audio that cannot be analysed: wrong shape, not finite, too short, silent."""
 
 
 @dataclass(frozen=True)
@@ -183,26 +181,26 @@ def _tracker(min_bpm: float, max_bpm: float):
 def _prepare(audio: np.ndarray, *, sr: int) -> np.ndarray:
     """Check `audio` and return it as mono float32 at ANALYSIS_SR, shape (n,)."""
     if not isinstance(sr, (int, np.integer)) or sr <= 0:
-        raise AnalysisError(f"sr must be a positive integer (Hz), got {sr!r}")
+        raise EstimationError(f"sr must be a positive integer (Hz), got {sr!r}")
     x = np.asarray(audio)
     if x.dtype.kind not in "fi":
-        raise AnalysisError(f"audio must be numeric, got dtype {x.dtype}")
+        raise EstimationError(f"audio must be numeric, got dtype {x.dtype}")
     if x.dtype.kind == "i":
         x = x.astype(np.float64) / float(np.iinfo(x.dtype).max)
     if x.ndim == 2:
         if x.shape[0] > _MAX_CHANNELS:
-            raise AnalysisError(f"audio must be (channels, samples) with at most {_MAX_CHANNELS} channels, got shape {x.shape}")
+            raise EstimationError(f"audio must be (channels, samples) with at most {_MAX_CHANNELS} channels, got shape {x.shape}")
         x = x.mean(axis=0)
     elif x.ndim != 1:
-        raise AnalysisError(f"audio must be 1-D (samples) or 2-D (channels, samples), got shape {x.shape}")
+        raise EstimationError(f"audio must be 1-D (samples) or 2-D (channels, samples), got shape {x.shape}")
     if x.size == 0 or x.size / sr < MIN_DURATION_S:
-        raise AnalysisError(f"audio too short: {x.size / sr:.2f} s, need at least {MIN_DURATION_S:g} s")
+        raise EstimationError(f"audio too short: {x.size / sr:.2f} s, need at least {MIN_DURATION_S:g} s")
     if not np.all(np.isfinite(x)):
-        raise AnalysisError("audio contains NaN or infinite samples")
+        raise EstimationError("audio contains NaN or infinite samples")
     rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
     if rms <= 0.0 or 20.0 * math.log10(rms) < SILENCE_DBFS:
         level = "-inf" if rms <= 0.0 else f"{20.0 * math.log10(rms):.1f}"
-        raise AnalysisError(f"audio is silent (RMS {level} dBFS, threshold {SILENCE_DBFS:g} dBFS)")
+        raise EstimationError(f"audio is silent (RMS {level} dBFS, threshold {SILENCE_DBFS:g} dBFS)")
     if sr != ANALYSIS_SR:
         import librosa
 
@@ -284,7 +282,7 @@ def _track(activations: np.ndarray, *, octave_bpm: float | None) -> tuple[np.nda
     The downbeat tracker runs over 55–215 BPM; when it locks onto another
     level than `octave_bpm` it runs again within ±25 % of it, so that beats,
     downbeats and tempo agree. The tempo is the beat regression folded onto
-    the octave of `octave_bpm`. Raises AnalysisError when nothing is found.
+    the octave of `octave_bpm`. Raises EstimationError when nothing is found.
     """
     beat_activation = activations.sum(axis=1)
     tracked = np.asarray(_Processors.get()["tracker"](activations))
@@ -298,7 +296,7 @@ def _track(activations: np.ndarray, *, octave_bpm: float | None) -> tuple[np.nda
             tracked_bpm = _tempo_from_beats(tracked[:, 0], beat_activation)
     if tracked.size == 0 or tracked_bpm is None:
         if octave_bpm is None:
-            raise AnalysisError("no beats found: the clip has no rhythm madmom can track")
+            raise EstimationError("no beats found: the clip has no rhythm madmom can track")
         return tracked.reshape(-1, 2), octave_bpm
     tempo_bpm = tracked_bpm if octave_bpm is None else _octave_fold(tracked_bpm, reference_bpm=octave_bpm)
     return tracked, tempo_bpm
@@ -308,7 +306,7 @@ def analyse(audio: np.ndarray, *, sr: int) -> ClipAnalysis:
     """Estimate key, tempo, beats, downbeats and metre of one clip.
 
     `audio`: mono (n,) or (channels, n) samples, float in −1..1 or integer PCM,
-    at `sr` Hz; at least MIN_DURATION_S long and not silent, else AnalysisError.
+    at `sr` Hz; at least MIN_DURATION_S long and not silent, else EstimationError.
     Takes about 2.7 s per 20 s clip on 2 CPU cores (see the module docstring).
     """
     from madmom.audio.signal import Signal
@@ -347,12 +345,12 @@ def analyse_file(path: Path | str) -> ClipAnalysis:
 
     path = Path(path)
     if not path.is_file():
-        raise AnalysisError(f"{path}: no such file")
+        raise EstimationError(f"{path}: no such file")
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError) as exc:
-        raise AnalysisError(f"{path}: cannot read audio: {exc}") from exc
+        raise EstimationError(f"{path}: cannot read audio: {exc}") from exc
     try:
         return analyse(data.T, sr=int(sr))
-    except AnalysisError as exc:
-        raise AnalysisError(f"{path}: {exc}") from exc
+    except EstimationError as exc:
+        raise EstimationError(f"{path}: {exc}") from exc
