@@ -83,13 +83,14 @@ from pathlib import Path
 
 import numpy as np
 
+from generation.audio import SR
 from generation.errors import EstimationError
 from generation.keys import Key
 
 __all__ = ["EstimationError", "ClipAnalysis", "analyse", "analyse_file", "MIN_DURATION_S", "ANALYSIS_SR"]
 
-#: madmom's networks are trained at this rate; other rates are resampled to it.
-ANALYSIS_SR = 44100
+#: madmom's networks are trained at 44.1 kHz (the platform's rate); other rates are resampled to it.
+ANALYSIS_SR = SR
 #: Shortest clip analysed (s): the trackers need a few bars to find the metre.
 MIN_DURATION_S = 3.0
 #: Clips whose RMS lies below this (dBFS) count as silent.

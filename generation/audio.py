@@ -47,6 +47,9 @@ _LOSSLESS = {"WAV", "WAVEX", "RF64", "FLAC", "AIFF", "CAF", "W64"}
 #: at 1e-5 power (-50 dB), far above the rounding noise. 24 bits would cost
 #: twice as much for nothing measurable: on a 30 s Wesnoth excerpt, 5.3 MB per
 #: stereo file at 24 bits against 2.7 MB at 16 (float WAV: 10.6 MB).
+#: The platform's sample rate (Hz): every stored clip, stem and render, and the rate Spleeter and madmom
+#: work at. Defined here once; the stages import it.
+SR = 44100
 STORE_BITS = 16
 STORE_SUFFIX = ".flac"
 _SUBTYPES = {16: "PCM_16", 24: "PCM_24"}
@@ -92,7 +95,7 @@ def audio_info(path: Path) -> AudioInfo:
 def load_audio(
     path: Path,
     *,
-    sr: int = 44100,
+    sr: int = SR,
     min_seconds: float = 5.0,
     max_seconds: float | None = 600.0,
     start_s: float = 0.0,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 from django.conf import settings
@@ -44,7 +44,28 @@ def clip_infos(clips: Iterable[Clip]) -> list[ClipInfo]:
     return infos
 
 
+def candidate_fields(spec: CandidateSpec) -> dict[str, Any]:
+    """The Candidate columns that record `spec` (all but `db` and `spec_key`); `spec_of` reads them back.
+
+    The one place the spec ↔ row mapping is written: offsets in seconds, ratios as seed / stem tempo.
+    """
+    return dict(
+        vocal_clip_id=spec.vocal_clip,
+        harmonic_clip_id=spec.harmonic_clip,
+        percussion_clip_id=spec.percussion_clip,
+        condition=spec.condition.value,
+        harmonic_shift_semitones=spec.harmonic_shift_semitones,
+        harmonic_ratio=spec.harmonic_ratio,
+        percussion_ratio=spec.percussion_ratio,
+        harmonic_offset_s=spec.offsets_s["harmonic"],
+        percussion_offset_s=spec.offsets_s["percussion"],
+        duration_s=spec.duration_s,
+        seed=spec.seed,
+    )
+
+
 def spec_of(candidate: Candidate) -> CandidateSpec:
+    """The candidate spec a stored row records (the inverse of `candidate_fields`)."""
     return CandidateSpec(
         vocal_clip=candidate.vocal_clip_id,
         harmonic_clip=candidate.harmonic_clip_id,
@@ -129,20 +150,7 @@ def store_spec(db: MashupDB, spec: CandidateSpec) -> tuple[Candidate, bool]:
         with transaction.atomic():
             return Candidate.objects.get_or_create(
                 spec_key=spec.spec_key,
-                defaults=dict(
-                    db=db,
-                    vocal_clip_id=spec.vocal_clip,
-                    harmonic_clip_id=spec.harmonic_clip,
-                    percussion_clip_id=spec.percussion_clip,
-                    condition=spec.condition.value,
-                    harmonic_shift_semitones=spec.harmonic_shift_semitones,
-                    harmonic_ratio=spec.harmonic_ratio,
-                    percussion_ratio=spec.percussion_ratio,
-                    harmonic_offset_s=spec.offsets_s["harmonic"],
-                    percussion_offset_s=spec.offsets_s["percussion"],
-                    duration_s=spec.duration_s,
-                    seed=spec.seed,
-                ),
+                defaults=dict(db=db, **candidate_fields(spec)),
             )
     except IntegrityError:  # a parallel writer stored the same spec first
         return Candidate.objects.get(spec_key=spec.spec_key), False

@@ -120,6 +120,11 @@ class Condition(str, enum.Enum):
             raise ConditionError(f"unknown condition {value!r}; choose one of {names}") from None
 
     @property
+    def label(self) -> str:
+        """The name people read ('Unmatched Key'), as the admin and the demo's summary show it."""
+        return self.value.replace("_", " ").title()
+
+    @property
     def shifts_key(self) -> bool:
         """True when the harmonic stem is pitch-shifted to the seed's key."""
         return self in (Condition.MATCHED, Condition.UNMATCHED_TEMPO)

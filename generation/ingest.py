@@ -22,13 +22,12 @@ import numpy as np
 from tqdm import tqdm
 
 from generation.annotations import BeatWindow, find_annotation
-from generation.audio import audio_info, is_audio_file, load_audio, store_audio, write_wav
+from generation.audio import SR, audio_info, is_audio_file, load_audio, store_audio, write_wav
 from generation.errors import AnnotationError, AudioError, IngestError, SegmentError
 from generation.segments import SEGMENT_VERSION, Window, choose_windows, start_windows
 
 SEPARATORS = ("spleeter:4stems", "spleeter:2stems", "stems")
 SEGMENTS = ("start", "auto")  # what `ingest --segment` takes; annotated clips are the third method
-SAMPLE_RATE = 44100
 MIN_CLIP_S = 5.0
 MAX_SOURCE_S = 600.0  # `--segment auto` separates the whole recording; longer files are refused (s)
 #: Peak a clip is scaled down to when its decoded source exceeds full scale (Vorbis and MP3 decodes of
@@ -294,8 +293,8 @@ def _auto_plans(source: Path, name: str, digest: str, windows: list[Window], cou
 
 def _all_windows(vocal: np.ndarray, rest: np.ndarray, *, clip_seconds: float) -> list[Window]:
     """Every non-overlapping window the greedy choice yields, best first (the first N are any N's choice)."""
-    most = int(vocal.shape[-1] / SAMPLE_RATE // clip_seconds) + 1
-    return choose_windows(vocal, rest, sr=SAMPLE_RATE, clip_seconds=clip_seconds, count=most)
+    most = int(vocal.shape[-1] / SR // clip_seconds) + 1
+    return choose_windows(vocal, rest, sr=SR, clip_seconds=clip_seconds, count=most)
 
 
 def plan_auto_clips(
@@ -348,7 +347,7 @@ def plan_auto_clips(
         for source, digest, name in pending:
             try:
                 stems = import_stems(source)
-                parts = {n: load_audio(p, sr=SAMPLE_RATE, min_seconds=MIN_CLIP_S, max_seconds=MAX_SOURCE_S,
+                parts = {n: load_audio(p, sr=SR, min_seconds=MIN_CLIP_S, max_seconds=MAX_SOURCE_S,
                                        allow_silent=True) for n, p in stems.raw.items()}
                 n = min(a.shape[1] for a in parts.values())
                 rest = np.sum([a[:, :n] for k, a in parts.items() if k != "vocals"], axis=0)
@@ -361,9 +360,9 @@ def plan_auto_clips(
         for source, digest, name in pending:
             folder = staging / "whole" / digest[:16]
             try:
-                audio = load_audio(source, sr=SAMPLE_RATE, min_seconds=MIN_CLIP_S, max_seconds=MAX_SOURCE_S)
+                audio = load_audio(source, sr=SR, min_seconds=MIN_CLIP_S, max_seconds=MAX_SOURCE_S)
                 (audio,), gain_db = fit_full_scale(audio)
-                wholes.append((source, digest, name, write_wav(folder / "whole.wav", audio, sr=SAMPLE_RATE),
+                wholes.append((source, digest, name, write_wav(folder / "whole.wav", audio, sr=SR),
                                gain_db))
             except AudioError as exc:
                 report(Failure(source, str(exc)))
@@ -376,9 +375,9 @@ def plan_auto_clips(
             results = []
         for (source, digest, name, audio, gain_db), stems in zip(wholes, results):
             try:
-                vocal = load_audio(stems.roles["vocal"], sr=SAMPLE_RATE, min_seconds=0.0, max_seconds=None,
+                vocal = load_audio(stems.roles["vocal"], sr=SR, min_seconds=0.0, max_seconds=None,
                                    allow_silent=True)
-                rest = sum(load_audio(stems.roles[r], sr=SAMPLE_RATE, min_seconds=0.0, max_seconds=None,
+                rest = sum(load_audio(stems.roles[r], sr=SR, min_seconds=0.0, max_seconds=None,
                                       allow_silent=True) for r in ("harmonic", "percussion"))
                 windows = _all_windows(vocal, rest, clip_seconds=clip_seconds)
             except (AudioError, SegmentError) as exc:
@@ -403,14 +402,14 @@ def _cut_from_whole(plan: ClipPlan, folder: Path) -> PreparedClip:
 
     def take(path: Path, target: Path, *, allow_silent: bool) -> str:
         if path not in cut:
-            audio = load_audio(path, sr=SAMPLE_RATE, min_seconds=MIN_CLIP_S, max_seconds=None,
+            audio = load_audio(path, sr=SR, min_seconds=MIN_CLIP_S, max_seconds=None,
                                start_s=plan.start_s, duration_s=plan.duration_s, allow_silent=allow_silent)
-            cut[path] = store_audio(target, audio, sr=SAMPLE_RATE).relative_to(folder).as_posix()
+            cut[path] = store_audio(target, audio, sr=SR).relative_to(folder).as_posix()
         return cut[path]
 
     audio_name = take(plan.whole.audio, folder / "clip", allow_silent=False)
     info = audio_info(folder / audio_name)
-    prepared = PreparedClip(plan, folder, audio_name, SAMPLE_RATE, round(info.frames / SAMPLE_RATE, 6),
+    prepared = PreparedClip(plan, folder, audio_name, SR, round(info.frames / SR, 6),
                             gain_db=plan.whole.gain_db)
     separator = stems.methods["vocal"]  # the vocal role is the separator's own vocals stem
     for name, path in stems.raw.items():
@@ -448,7 +447,7 @@ def cut_clip(plan: ClipPlan, folder: Path) -> PreparedClip:
         prepared.gain_db = gain_db
         files = {}
         for name, audio in parts.items():
-            files[name] = store_audio(folder / name, audio, sr=SAMPLE_RATE).name
+            files[name] = store_audio(folder / name, audio, sr=SR).name
             prepared.stems.append((name, "raw", files[name], "stems"))
         _write_roles(prepared, parts, files, "stems")
         return prepared
@@ -459,13 +458,13 @@ def cut_clip(plan: ClipPlan, folder: Path) -> PreparedClip:
 
 
 def _load(path: Path, plan: ClipPlan, *, allow_silent: bool = False) -> np.ndarray:
-    return load_audio(path, sr=SAMPLE_RATE, min_seconds=MIN_CLIP_S, start_s=plan.start_s, duration_s=plan.duration_s,
+    return load_audio(path, sr=SR, min_seconds=MIN_CLIP_S, start_s=plan.start_s, duration_s=plan.duration_s,
                       allow_silent=allow_silent)
 
 
 def _write_clip(plan: ClipPlan, folder: Path, audio: np.ndarray) -> PreparedClip:
-    name = store_audio(folder / "clip", audio, sr=SAMPLE_RATE).name
-    return PreparedClip(plan, folder, name, SAMPLE_RATE, round(audio.shape[1] / SAMPLE_RATE, 6))
+    name = store_audio(folder / "clip", audio, sr=SR).name
+    return PreparedClip(plan, folder, name, SR, round(audio.shape[1] / SR, 6))
 
 
 ROLE_SOURCES = {"vocal": ("vocals",), "harmonic": ("bass", "other"), "percussion": ("drums",)}
@@ -487,7 +486,7 @@ def _write_roles(prepared: PreparedClip, parts: dict[str, np.ndarray], files: di
             file = files[present[0]]
         else:
             summed = np.sum([parts[n] for n in present], axis=0)
-            file = store_audio(prepared.folder / f"role-{role}", summed, sr=SAMPLE_RATE).name
+            file = store_audio(prepared.folder / f"role-{role}", summed, sr=SR).name
         prepared.stems.append((role, "role", file, method))
 
 
@@ -504,10 +503,10 @@ def refit_full_scale(clip: PreparedClip) -> None:
     files = sorted({clip.audio_name, *(file for _, _, file, _ in clip.stems)})
     if all(Path(f).suffix == ".flac" for f in files):
         return
-    loaded = [load_audio(clip.folder / f, sr=SAMPLE_RATE, min_seconds=0.0, max_seconds=None, allow_silent=True)
+    loaded = [load_audio(clip.folder / f, sr=SR, min_seconds=0.0, max_seconds=None, allow_silent=True)
               for f in files]
     scaled, gain_db = fit_full_scale(*loaded)
-    renamed = {f: store_audio(clip.folder / f, audio, sr=SAMPLE_RATE).relative_to(clip.folder).as_posix()
+    renamed = {f: store_audio(clip.folder / f, audio, sr=SR).relative_to(clip.folder).as_posix()
                for f, audio in zip(files, scaled)}
     clip.audio_name = renamed[clip.audio_name]
     clip.stems = [(name, kind, renamed[file], method) for name, kind, file, method in clip.stems]
@@ -542,8 +541,8 @@ def separate_clips(clips: list[PreparedClip], *, separator: str, progress: bool 
 def _analyse_path(path: str) -> dict:
     from generation.annotate_audio import analyse
 
-    audio = load_audio(Path(path), sr=SAMPLE_RATE, min_seconds=MIN_CLIP_S)
-    result = analyse(audio, sr=SAMPLE_RATE)
+    audio = load_audio(Path(path), sr=SR, min_seconds=MIN_CLIP_S)
+    result = analyse(audio, sr=SR)
     return {
         "key_label": result.key.label,
         "tempo_bpm": float(result.tempo_bpm),

@@ -10,6 +10,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import models
 
+from generation.conditions import ROLES, Condition
 from generation.keys import Key
 
 
@@ -89,7 +90,7 @@ class Stem(models.Model):
         ROLE = "role"
         RAW = "raw"
 
-    ROLES = ("vocal", "harmonic", "percussion")
+    ROLES = ROLES  # the three roles, defined once in generation.conditions
 
     clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="stems")
     name = models.CharField(max_length=32, help_text="Role (vocal|harmonic|percussion) or raw stem name.")
@@ -119,19 +120,14 @@ class Candidate(models.Model):
     for bit.
     """
 
-    class Condition(models.TextChoices):
-        ORIGINAL = "original"
-        MATCHED = "matched"
-        UNMATCHED_KEY = "unmatched_key"
-        UNMATCHED_TEMPO = "unmatched_tempo"
-        UNMATCHED_BOTH = "unmatched_both"
+    Condition = Condition  # the candidate rules' enum, defined once in generation.conditions
 
     db = models.ForeignKey(MashupDB, on_delete=models.CASCADE, related_name="candidates",
                            help_text="The vocal seed's MashupDB.")
     vocal_clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="+")
     harmonic_clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="+")
     percussion_clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="+")
-    condition = models.CharField(max_length=16, choices=Condition.choices, db_index=True)
+    condition = models.CharField(max_length=16, choices=[(c.value, c.label) for c in Condition], db_index=True)
     harmonic_shift_semitones = models.IntegerField(default=0)
     harmonic_ratio = models.FloatField(default=1.0)
     percussion_ratio = models.FloatField(default=1.0)

@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import pyloudnorm
 
-from generation.audio import load_audio, store_audio
+from generation.audio import SR, load_audio, store_audio
 from generation.conditions import ROLES, CandidateSpec, ClipInfo
 from generation.errors import AudioError, RenderError, StemCacheError, StretchError
 from generation.stem_cache import StemCache
@@ -68,7 +68,6 @@ __all__ = [
     "write_float_wav",
 ]
 
-SR = 44100
 LUFS_TARGET = -16.0
 PEAK_LIMIT_DBFS = -1.0
 RENDER_STEM_BITS = 24  # the rendered stems keep the mix's precision: they sum to it within 2e-7

@@ -32,16 +32,15 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from generation.audio import is_audio_file, load_audio, store_audio
+from generation.audio import SR, is_audio_file, load_audio, store_audio
+from generation.conditions import ROLES
 from generation.errors import SeparationError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().with_name("spleeter_worker.py")
 MODELS = ("spleeter:4stems", "spleeter:2stems")
-ROLES = ("vocal", "harmonic", "percussion")
 ROLE_SOURCES = {"vocal": ("vocals",), "harmonic": ("bass", "other"), "percussion": ("drums",)}
 HPSS_METHOD = "spleeter:2stems+hpss"
-SR = 44100  # Spleeter's models work at 44.1 kHz; every stem is written at this rate
 WEIGHT_FILES = ("checkpoint", "model.data-00000-of-00001", "model.index", "model.meta")
 
 # File names (lower case, without '-', '_', ' ' and the extension) accepted for each stem.

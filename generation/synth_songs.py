@@ -47,6 +47,7 @@ import mido
 import numpy as np
 import soundfile as sf
 
+from generation.audio import SR
 from generation.errors import SongError
 from generation.keys import Key
 from generation.tools import soundfont_hint, soundfont_problem, tool_message
@@ -74,7 +75,6 @@ __all__ = [
 #: that cached renders of an older generator are redone.
 GENERATOR_VERSION = 3
 #: Sample rate of every written file (Hz).
-SR = 44100
 #: Stem file names (without ``.wav``), in the order the mix sums them.
 STEM_NAMES: tuple[str, ...] = ("vocals", "drums", "bass", "other")
 SOUNDFONT = Path(os.environ.get("MASHLAB_SOUNDFONT", "/usr/share/sounds/sf2/FluidR3_GM.sf2"))

@@ -22,11 +22,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from generation.conditions import ROLES  # also the PreMixNet channel order
 from scoring.errors import ScoringError
 
 N_MELS = 128
 LOG_FLOOR = 1e-5
-ROLES: tuple[str, ...] = ("vocal", "harmonic", "percussion")  # PreMixNet channel order
 
 
 @dataclass(frozen=True)

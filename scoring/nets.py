@@ -51,8 +51,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from generation.conditions import ROLES
 from scoring.errors import ScoringError
-from scoring.features import ROLES
 
 GOOD = 1
 N_MELS = 128

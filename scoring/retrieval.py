@@ -40,7 +40,7 @@ import numpy as np
 from django.db import transaction
 from tqdm.auto import tqdm
 
-from generation.candidates import clip_infos, get_db, spec_of, stem_cache, store_spec
+from generation.candidates import candidate_fields, clip_infos, get_db, spec_of, stem_cache, store_spec
 from generation.conditions import (
     MAX_KEY_DISTANCE,
     TEMPO_RATIO_RANGE,
@@ -313,11 +313,7 @@ def _naive(system: System, clip: Clip, specs: list[CandidateSpec], *, progress: 
     t0 = time.perf_counter()
     run = scorer(system)
     load_s = time.perf_counter() - t0
-    cands = [Candidate(db=clip.db, vocal_clip_id=s.vocal_clip, harmonic_clip_id=s.harmonic_clip,
-                       percussion_clip_id=s.percussion_clip, condition=s.condition.value,
-                       harmonic_shift_semitones=s.harmonic_shift_semitones, harmonic_ratio=s.harmonic_ratio,
-                       percussion_ratio=s.percussion_ratio, harmonic_offset_s=0.0, percussion_offset_s=0.0,
-                       duration_s=s.duration_s, seed=s.seed, spec_key=s.spec_key) for s in specs]
+    cands = [Candidate(db=clip.db, spec_key=s.spec_key, **candidate_fields(s)) for s in specs]
     scores = np.empty(len(cands))
     t1 = time.perf_counter()
     for s in tqdm(range(0, len(cands), batch), desc=f"naive {system.name}", unit="batch", disable=not progress):
