@@ -118,8 +118,8 @@ STORAGES = {
 MEDIA_ROOT = env_path("MEDIA_ROOT", DATA_DIR / "media")
 MEDIA_URL = "media/"
 
-# Spleeter's own variable: where its pretrained weights live (MODEL_PATH/2stems, /4stems).
-SPLEETER_MODEL_PATH = env_path("MODEL_PATH", DATA_DIR / "pretrained_models")
+# Spleeter's weights folder ($MODEL_PATH, else DATA_DIR/pretrained_models) is decided in one place,
+# generation.separation.model_root(), which runs without Django.
 
 LOGIN_URL = "admin:login"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -17,6 +18,8 @@ from generation.keys import Key
 from generation.models import Candidate, Clip, MashupDB, Stem
 from generation.render import adjust_for_features, render_candidate
 from generation.stem_cache import StemCache
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -242,6 +245,7 @@ def render_candidates(candidates: Iterable[Candidate], *, progress: bool = True,
         c.vocal_path, c.harmonic_path, c.percussion_path = (
             result.stem_paths[r].relative_to(media).as_posix() for r in ("vocal", "harmonic", "percussion"))
         c.save(update_fields=["mix_path", "vocal_path", "harmonic_path", "percussion_path"])
+        log.info("rendered candidate %d (%s, %.1f s) to %s", c.id, c.condition, c.duration_s, c.mix_path)
         done += 1
         if on_progress is not None:
             on_progress(done, len(todo), f"candidate {c.id}")

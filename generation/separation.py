@@ -87,9 +87,17 @@ def spleeter_python() -> Path:
 
 
 def model_root() -> Path:
-    """Spleeter's weights folder: $MODEL_PATH, else <repo>/data/pretrained_models."""
+    """Spleeter's weights folder: $MODEL_PATH, else $MASHLAB_DATA_DIR/pretrained_models, else
+    <repo>/data/pretrained_models.
+
+    The one place this folder is decided (settings keeps no copy): the Spleeter worker, the system checks
+    and the error hints all ask here, so they name the same folder.
+    """
     configured = os.environ.get("MODEL_PATH")
-    return Path(configured) if configured else REPO_ROOT / "data" / "pretrained_models"
+    if configured:
+        return Path(configured)
+    data_dir = os.environ.get("MASHLAB_DATA_DIR")
+    return (Path(data_dir) if data_dir else REPO_ROOT / "data") / "pretrained_models"
 
 
 def _model_name(model: str) -> str:

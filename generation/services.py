@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -24,6 +25,8 @@ from generation.ingest import (
     prepare_clips,
 )
 from generation.models import Clip, MashupDB, Stem
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -109,9 +112,13 @@ def ingest_into_db(
         settled = len(plans) - len(prepared)  # failed while cutting, separating or analysing
         for clip in prepared:
             try:
-                report.added.append(_store(clip, db_name))
+                stored = _store(clip, db_name)
             except Exception as exc:  # keep the DB and MEDIA_ROOT consistent, go on with the rest
                 fail(Failure(clip.plan.source, f"{clip.plan.source}: could not store clip: {exc}"))
+            else:
+                report.added.append(stored)
+                log.info("ingested clip %d of %s into MashupDB %s: key %s, %.2f BPM, %.1f s", stored.id,
+                         clip.plan.source, db_name, stored.key_label, stored.tempo_bpm, stored.duration_s)
             settled += 1
             if on_progress is not None:
                 on_progress(settled, len(plans), str(clip.plan.source))

@@ -166,37 +166,6 @@ def tail_scores(model: PreMixNet, summed: Tensor) -> Tensor:
     return mashability_from_logits(model.head.tail(summed))
 
 
-@torch.no_grad()
-def score_pairs(
-    model: PreMixNet,
-    vocal_feat: np.ndarray | Tensor,
-    harmonic_feats: np.ndarray | Tensor,
-    percussion_feats: np.ndarray | Tensor,
-    *,
-    batch_pairs: int = 128,
-    batch_stems: int = 4,
-) -> np.ndarray:
-    """Mashability of every (harmonic, percussion) pair under one vocal: float64 (H, P).
-
-    ``vocal_feat``: (T, 128) log-mel of the vocal seed; ``harmonic_feats``
-    (H, T, 128) and ``percussion_feats`` (P, T, 128): the accompaniment stems,
-    already adjusted to the seed's key and tempo and aligned, all with the
-    same T. Entry [i, j] equals ``predict(model, stack(v, h_i, p_j))`` to
-    float rounding. ``batch_pairs`` bounds memory: each pair holds a
-    (C, T // 4) float32 map (256 × 323 × 4 B ≈ 0.33 MB at the paper's size).
-    """
-    if not isinstance(model, PreMixNet):
-        raise ScoringError(f"factorised scoring needs a PreMixNet, got {type(model).__name__}")
-    v = _as_stack(vocal_feat, name="vocal_feat", n_mels=model.n_mels)
-    if v.shape[0] != 1:
-        raise ScoringError(f"vocal_feat must hold one vocal, got {v.shape[0]}")
-    h = _as_stack(harmonic_feats, name="harmonic_feats", n_mels=v.shape[3])
-    p = _as_stack(percussion_feats, name="percussion_feats", n_mels=v.shape[3])
-    scores = score_crops(model, v[:, 0], h[:, None, 0], p[:, None, 0], batch_pairs=batch_pairs,
-                         batch_stems=batch_stems)
-    return scores.reshape(h.shape[0], p.shape[0])
-
-
 def _as_crops(feats: np.ndarray | Tensor, *, name: str, n_mels: int, stems: bool) -> Tensor:
     """float32 ``(N, K, T, n_mels)`` (``stems``) or ``(K, T, n_mels)``, checked."""
     x = torch.as_tensor(feats if isinstance(feats, Tensor) else np.asarray(feats), dtype=torch.float32)

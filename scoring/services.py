@@ -7,6 +7,7 @@ so the same candidate always yields the same input.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -27,6 +28,8 @@ from scoring.feature_store import FeatureStore, Recipe
 from scoring.features import FeatureConfig, mix_features, stem_features
 from scoring.losses import NEGATIVE, POSITIVE, UNLABELED
 from scoring.models import Evaluation, Score, System
+
+log = logging.getLogger(__name__)
 
 # --- AutoMashUpper systems (issue 11 item 7): every name in scoring.amu.VARIANTS is a system needing no checkpoint
 AMU_NAME = "amu"  # the paper's baseline; "amu_rhythm" is mashlab's stronger variant
@@ -350,6 +353,7 @@ def score(system: System, candidates: Iterable[Candidate], *, batch: int = 16, p
         if on_progress is not None:
             on_progress(stored, len(cands), f"candidate {chunk[-1].id}")
     bar.close()
+    log.info("%s scored %d candidates", system.name, stored)
     return stored
 
 

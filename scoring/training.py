@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import subprocess
 from dataclasses import dataclass, field
@@ -52,6 +53,8 @@ from scoring.examples import ArrayExamples, Examples
 from scoring.features import FeatureConfig
 from scoring.losses import POSITIVE, UNLABELED, balanced_class_weights, lsro_cross_entropy
 from scoring.nets import ARCHITECTURES, GOOD, MashabilityNet, build_model
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "mashlab-scoring-checkpoint/1"
 CHECKPOINT_NAME = "checkpoint.pt"  # the epoch kept (best validation loss): what a system scores with
@@ -421,6 +424,8 @@ def train_model(
                   "val_loss": val_loss}
         history.append(record)
         best = _best_epoch(history)
+        log.info("epoch %d of %d: train loss %.4f, validation accuracy %.3f, validation loss %.4f (best epoch %d)",
+                 epoch + 1, epochs, record["train_loss"], val_acc, val_loss, best)
         bar.set_postfix(loss=f"{record['train_loss']:.4f}", val_acc=f"{val_acc:.3f}", best=best)
         if best == epoch + 1:
             save_checkpoint(ckpt_path, model=model, optimizer=None, epoch=epoch + 1, history=history, **save)

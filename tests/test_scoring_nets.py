@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from scoring.errors import ScoringError
-from scoring.factorised import role_terms, score_pairs
+from scoring.factorised import role_terms, score_crops
 from scoring.features import FeatureConfig, log_mel, mix_features, stem_features
 from scoring.losses import balanced_class_weights, lsro_cross_entropy, lsro_targets
 from scoring.nets import (
@@ -190,7 +190,7 @@ def test_factorised_scores_equal_naive_scores(tiny_premix):
     v = torch.randn(t, 128, generator=g) * 3 - 4
     hs = torch.randn(5, t, 128, generator=g) * 3 - 4
     ps = torch.randn(4, t, 128, generator=g) * 3 - 4
-    fast = score_pairs(tiny_premix, v, hs, ps, batch_pairs=7)
+    fast = score_crops(tiny_premix, v[None], hs[:, None], ps[:, None], batch_pairs=7).reshape(5, 4)  # one crop
     naive = np.array(
         [[predict(tiny_premix, torch.stack([v, hs[i], ps[j]])[None])[0] for j in range(4)] for i in range(5)]
     )
@@ -211,6 +211,6 @@ def test_factorised_head_split_reproduces_logits(tiny_premix):
 
 def test_factorised_scoring_rejects_bad_input(tiny_premix):
     with pytest.raises(ScoringError, match="PreMixNet"):
-        score_pairs(PostMixNet(width=TINY), np.zeros((40, 128)), np.zeros((2, 40, 128)), np.zeros((2, 40, 128)))
+        score_crops(PostMixNet(width=TINY), np.zeros((1, 40, 128)), np.zeros((2, 1, 40, 128)), np.zeros((2, 1, 40, 128)))
     with pytest.raises(ScoringError, match="same number of frames"):
-        score_pairs(tiny_premix, np.zeros((40, 128)), np.zeros((2, 48, 128)), np.zeros((2, 40, 128)))
+        score_crops(tiny_premix, np.zeros((1, 40, 128)), np.zeros((2, 1, 48, 128)), np.zeros((2, 1, 40, 128)))
