@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 import pandas as pd
@@ -46,7 +46,7 @@ def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(f for f in FORMATS if f in wanted)
 
 
-def _plain(value: object) -> object:
+def _plain(value: object) -> Any:
     """A JSON-safe Python value: numpy scalars unwrapped, NaN/None as None."""
     if value is None:
         return None
@@ -61,7 +61,7 @@ def _plain(value: object) -> object:
     return value
 
 
-def records(table: pd.DataFrame) -> list[dict[str, object]]:
+def records(table: pd.DataFrame) -> list[dict[str, Any]]:
     """The table as a list of JSON-safe dicts, one per row, columns in order."""
     columns = list(table.columns)
     return [
@@ -216,7 +216,7 @@ def subjects_latex(subjects: pd.DataFrame, *, definitions: Mapping[str, str]) ->
     def row(name: str, fmt) -> list[str]:
         return [name] + [fmt(get[t]) for t in tasks]
 
-    def pct(v: object) -> str:
+    def pct(v: Any) -> str:
         return "--" if v is None else f"{100 * float(v):.0f}%"
 
     rows = [
@@ -249,7 +249,7 @@ def significance_latex(significance: pd.DataFrame, *, definitions: Mapping[str, 
             title = f"{task.capitalize()}: significance levels, {best} vs other systems ({test})."
         title += " × means not significant; -- not computed. " + definitions["level"]
         parts.append(latex_tabular(["System"] + [ASPECT_LETTERS[a] for a in ASPECTS], rows, caption=title,
-                                   label=f"tab:sig-{task}-{comparison.replace('_', '-')}", align="l" + "c" * 5))
+                                   label=f"tab:sig-{task}-{str(comparison).replace('_', '-')}", align="l" + "c" * 5))
     detail_rows = [
         [r["task"], r["comparison"].replace("_", " "), r["system_a"], r["system_b"], ASPECT_LETTERS[r["aspect"]],
          r["test"] or "--", _num(r["statistic"], 1), _p(r["p"]), _p(r["p_holm"]), _num(r["effect_size"], 2),

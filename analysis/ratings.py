@@ -272,10 +272,10 @@ def validate_ratings(frame: pd.DataFrame) -> pd.DataFrame:
     dup = pd.Series(_combined(text["participant"], text["stimulus"], text["aspect"])).duplicated().to_numpy()
     if dup.any():
         pos = _first_bad(dup)
-        who = {c: text[c].uniques[text[c].codes[pos]] for c in ("participant", "stimulus", "aspect")}
+        twice = {c: text[c].uniques[text[c].codes[pos]] for c in ("participant", "stimulus", "aspect")}
         raise RatingsError(
-            f"{_row_label(pos)}: participant {who['participant']!r} rated stimulus "
-            f"{who['stimulus']!r} on {who['aspect']!r} twice ({int(dup.sum())} duplicate rows)."
+            f"{_row_label(pos)}: participant {twice['participant']!r} rated stimulus "
+            f"{twice['stimulus']!r} on {twice['aspect']!r} twice ({int(dup.sum())} duplicate rows)."
         )
 
     seconds_col = _Column(*pd.factorize(seconds))

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -49,7 +50,7 @@ class Report:
     out_dir: Path
     files: dict[str, Path] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    manifest: dict[str, object] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
     exclusions: pd.DataFrame | None = None
     without_exclusions: "Results | None" = None
 
@@ -183,11 +184,11 @@ def analyse_ratings(
             written.append(exports.write_csv(excl, out / "exclusions.csv"))
             if source["kind"] == "csv":  # the raw file as given, byte for byte
                 target = out / "ratings.csv"
-                if not (target.exists() and target.samefile(Path(df_or_path))):  # type: ignore[arg-type]
+                if not (target.exists() and target.samefile(Path(df_or_path))):
                     fd, tmp = tempfile.mkstemp(dir=out, prefix=".ratings.csv.", suffix=".tmp")
                     os.close(fd)
                     try:
-                        shutil.copyfile(Path(df_or_path), tmp)  # type: ignore[arg-type]
+                        shutil.copyfile(Path(df_or_path), tmp)
                         os.replace(tmp, target)
                     finally:
                         Path(tmp).unlink(missing_ok=True)

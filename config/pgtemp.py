@@ -51,7 +51,7 @@ class TempPostgres:
     def url(self) -> str:
         return f"postgres://{self.user or os.environ.get('USER', 'postgres')}@127.0.0.1:{self.port}/{self.dbname}"
 
-    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def _run(self, *args: str | Path, check: bool = True) -> subprocess.CompletedProcess:
         cmd = [str(a) for a in args]
         if self.user:
             cmd = ["runuser", "-u", self.user, "--", *cmd]

@@ -88,7 +88,8 @@ def unsatisfiable(size: int) -> HttpResponse:
     return response
 
 
-def ranged_file_response(request: HttpRequest, path: Path, *, content_type: str | None = None) -> HttpResponse:
+def ranged_file_response(request: HttpRequest, path: Path, *,
+                         content_type: str | None = None) -> HttpResponse | StreamingHttpResponse:
     """200 with the whole file, or 206 with the requested byte range, or 416 when it cannot be met."""
     size = path.stat().st_size
     ctype = content_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
@@ -97,9 +98,9 @@ def ranged_file_response(request: HttpRequest, path: Path, *, content_type: str 
     except RangeNotSatisfiable:
         return unsatisfiable(size)
     if wanted is None:
-        response = FileResponse(open(path, "rb"), content_type=ctype)
-        response["Accept-Ranges"] = "bytes"
-        return response
+        whole = FileResponse(open(path, "rb"), content_type=ctype)
+        whole["Accept-Ranges"] = "bytes"
+        return whole
     start, end = wanted
     length = end - start
     response = StreamingHttpResponse(_chunks(path, start, length), status=206, content_type=ctype)

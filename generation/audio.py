@@ -344,7 +344,7 @@ def _ffprobe_info(path: Path, soundfile_error: str) -> AudioInfo:
     duration = stream.get("duration") or (probe.get("format") or {}).get("duration")
     if not sr or not channels or duration in (None, "N/A"):
         raise AudioError(f"{path}: corrupt audio: ffprobe finds no sample rate, channel count or duration")
-    seconds = float(duration)
+    seconds = float(str(duration))
     names = ((probe.get("format") or {}).get("format_name") or "ffmpeg").split(",")
     suffix = path.suffix.lower().lstrip(".")
     fmt = (suffix if suffix in names else names[0]).upper()

@@ -488,19 +488,19 @@ def draw_candidates(
         clip = candidates_seeds[live[position]]
         if clip.id not in qualifying:
             qualifying[clip.id] = qualifying_stems(clip, pool, condition=condition)
-        spec = draw_candidate(
+        drawn = draw_candidate(
             clip, pool, condition=condition, seed=candidate_seed, duration_s=duration_s,
             exclude_pairs=used.get(clip.id, set()), qualifying=qualifying[clip.id],
         )
-        if spec is None:
+        if drawn is None:
             if qualifying[clip.id].pair_count == 0:
                 skipped += 1
             else:
                 exhausted += 1
             live.pop(position)
             continue
-        used.setdefault(clip.id, set()).add(spec.pair)
-        out.append(spec)
+        used.setdefault(clip.id, set()).add(drawn.pair)
+        out.append(drawn)
     return DrawResult(candidates=out, skipped_seeds=skipped, exhausted_seeds=exhausted)
 
 

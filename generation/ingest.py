@@ -16,7 +16,7 @@ import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, cast
 
 import numpy as np
 from tqdm import tqdm
@@ -25,6 +25,9 @@ from generation.annotations import BeatWindow, find_annotation
 from generation.audio import SR, audio_info, is_audio_file, load_audio, store_audio, write_wav
 from generation.errors import AnnotationError, AudioError, IngestError, SegmentError
 from generation.segments import SEGMENT_VERSION, Window, choose_windows, start_windows
+
+if TYPE_CHECKING:
+    from generation.separation import SeparatedStems
 
 SEPARATORS = ("spleeter:4stems", "spleeter:2stems", "stems")
 SEGMENTS = ("start", "auto")  # what `ingest --segment` takes; annotated clips are the third method
@@ -58,7 +61,7 @@ class WholeSeparation:
     """
 
     audio: Path
-    stems: object  # generation.separation.SeparatedStems (imported lazily: TensorFlow-free callers)
+    stems: SeparatedStems  # generation.separation is imported lazily at run time
     gain_db: float = 0.0  # applied to the whole recording before separation (fit_full_scale)
 
 
@@ -373,17 +376,17 @@ def plan_auto_clips(
             for source, *_ in wholes:
                 report(Failure(source, f"{source}: {exc}"))
             results = []
-        for (source, digest, name, audio, gain_db), stems in zip(wholes, results):
+        for (source, digest, name, whole_path, gain_db), stems in zip(wholes, results):
             try:
                 vocal = load_audio(stems.roles["vocal"], sr=SR, min_seconds=0.0, max_seconds=None,
                                    allow_silent=True)
-                rest = sum(load_audio(stems.roles[r], sr=SR, min_seconds=0.0, max_seconds=None,
-                                      allow_silent=True) for r in ("harmonic", "percussion"))
+                rest = cast(np.ndarray, sum(load_audio(stems.roles[r], sr=SR, min_seconds=0.0, max_seconds=None,
+                                                       allow_silent=True) for r in ("harmonic", "percussion")))
                 windows = _all_windows(vocal, rest, clip_seconds=clip_seconds)
             except (AudioError, SegmentError) as exc:
                 report(Failure(source, f"{source}: cannot choose its clips: {exc}"))
                 continue
-            chosen.append((source, digest, name, windows, WholeSeparation(audio, stems, gain_db)))
+            chosen.append((source, digest, name, windows, WholeSeparation(whole_path, stems, gain_db)))
     for source, digest, name, windows, whole in chosen:
         _write_choice(cache_dir, digest, windows, **key)
         for plan in _auto_plans(source, name, digest, windows, clips_per_file, whole):

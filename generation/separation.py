@@ -27,6 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import soundfile as sf
@@ -295,7 +296,8 @@ def _roles_from_2stems(raw: dict[str, Path], out_dir: Path) -> SeparatedStems:
     raw = _compact(raw)
     roles = {"vocal": raw["vocals"], **roles}
     methods = {"vocal": "spleeter:2stems", "harmonic": HPSS_METHOD, "percussion": HPSS_METHOD}
-    sources = {"vocal": ("vocals",), "harmonic": ("accompaniment",), "percussion": ("accompaniment",)}
+    sources: dict[str, tuple[str, ...]] = {"vocal": ("vocals",), "harmonic": ("accompaniment",),
+                                           "percussion": ("accompaniment",)}
     return SeparatedStems(raw, roles, methods, sources)
 
 
@@ -399,6 +401,7 @@ def import_stems(folder: Path, *, out_dir: Path | None = None) -> SeparatedStems
         parts = [load_audio(raw[n], sr=SR, min_seconds=0.0, max_seconds=None, allow_silent=True)
                  for n in sources["harmonic"]]
         length = min(p.shape[1] for p in parts)
-        roles["harmonic"] = store_audio(Path(out_dir) / "role-harmonic", sum(p[:, :length] for p in parts), sr=SR)
+        roles["harmonic"] = store_audio(Path(out_dir) / "role-harmonic",
+                                        cast(np.ndarray, sum(p[:, :length] for p in parts)), sr=SR)
     return SeparatedStems(raw, roles, {r: "stems" for r in ROLES}, sources)
 

@@ -42,6 +42,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import mido
 import numpy as np
@@ -640,7 +641,7 @@ def _balance_and_quantise(stems: dict[str, np.ndarray]) -> tuple[dict[str, np.nd
         if rms <= 1e-9:
             raise SongError(f"rendered {name} stem is silent")
         scaled[name] = audio * (_STEM_RMS[name] / rms)
-    mix = sum(scaled[n] for n in STEM_NAMES)
+    mix = cast(np.ndarray, sum(scaled[n] for n in STEM_NAMES))
     peak = max(float(np.max(np.abs(mix))), *(float(np.max(np.abs(a))) for a in scaled.values()))
     gain = _PEAK / peak
     n = mix.shape[1]
@@ -650,7 +651,7 @@ def _balance_and_quantise(stems: dict[str, np.ndarray]) -> tuple[dict[str, np.nd
     ints = {}
     for name in STEM_NAMES:
         ints[name] = np.round(scaled[name] * gain * fade * 32767.0).astype(np.int32).T
-    total = sum(ints[n_] for n_ in STEM_NAMES)
+    total = cast(np.ndarray, sum(ints[n_] for n_ in STEM_NAMES))
     if np.max(np.abs(total)) > 32767:
         raise SongError("mix would clip after quantisation")  # cannot happen with _PEAK < 1
     return {k_: v.astype(np.int16) for k_, v in ints.items()}, total.astype(np.int16)

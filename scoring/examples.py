@@ -66,7 +66,7 @@ class ArrayExamples(Examples):
         if self.array.ndim != 4:
             raise ScoringError(f"features must be (N, C, T, 128), got {self.array.shape}")
         self._set_targets(labels, groups, self.array.shape[0])
-        self.example_shape = tuple(self.array.shape[1:])  # type: ignore[assignment]
+        self.example_shape = tuple(self.array.shape[1:])
         self.digests = crop_digests(self.array)
 
     def features(self, i: int) -> np.ndarray:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import time
+from typing import cast
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from tqdm.auto import tqdm
 
 from scoring.errors import ScoringError
-from scoring.nets import MIN_FRAMES, ROLES, PreMixNet, mashability_from_logits
+from scoring.nets import MIN_FRAMES, ROLES, PreMixNet, SourceNet, mashability_from_logits
 
 
 def _as_stack(feats: np.ndarray | Tensor, *, name: str, n_mels: int) -> Tensor:
@@ -86,13 +87,13 @@ class RoleTermer:
         self.weight = model.head.block.conv1.weight[:, i * c : (i + 1) * c].detach()  # (C, c, 3, n_mels)
         self.channels = self.weight.shape[0]
         if fast:
-            net = model.sources[role]
+            net = cast(SourceNet, model.sources[role])
             layers = []
             for block in (net.block1, net.block2):
                 layers += [fuse_conv_bn_eval(block.conv1, block.bn1), nn.ReLU(),
                            fuse_conv_bn_eval(block.conv2, block.bn2), nn.ReLU(), copy.deepcopy(block.pool)]
             seq = nn.Sequential(*layers).eval()
-            self.source = seq.to(memory_format=torch.channels_last)
+            self.source = seq.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
             # (3·C, n_mels·c): row k·C + o holds kernel frame k of output filter o, mel-major like a
             # channels-last SourceNet output, so that its rows need no copy
             self.w_cat = self.weight.permute(2, 0, 3, 1).reshape(3 * self.channels, -1).contiguous()

@@ -171,6 +171,8 @@ class MashabilityNet(nn.Module):
 
     arch: str = ""
     n_inputs: int = 0
+    input_mean: Tensor  # buffers (log-mel units), registered in __init__
+    input_std: Tensor
 
     def __init__(self, *, width: float = 1.0, n_mels: int = N_MELS) -> None:
         super().__init__()
@@ -215,8 +217,9 @@ class PreMixNet(MashabilityNet):
 
     def __init__(self, *, width: float = 1.0, n_mels: int = N_MELS) -> None:
         super().__init__(width=width, n_mels=n_mels)
-        self.sources = nn.ModuleDict({role: SourceNet(width=width) for role in ROLES})
-        self.source_channels = self.sources[ROLES[0]].out_channels
+        nets = {role: SourceNet(width=width) for role in ROLES}
+        self.sources = nn.ModuleDict(nets)
+        self.source_channels: int = nets[ROLES[0]].out_channels
         self.head = Head(self.source_channels * len(ROLES), width=width, n_mels=n_mels)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -261,6 +264,7 @@ def randomise_batchnorm(model: nn.Module, seed: int) -> None:
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             n = m.num_features
+            assert m.running_mean is not None and m.running_var is not None  # track_running_stats is on
             m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
             m.running_var.copy_(torch.rand(n, generator=g) * 0.5 + 0.05)
             m.weight.copy_(torch.rand(n, generator=g) + 0.5)

@@ -7,6 +7,7 @@ so the same candidate always yields the same input.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -95,7 +96,7 @@ def stored_features(candidates: Sequence[Candidate], recipe: Recipe, *, progress
     keys = []
     for c in tqdm(candidates, desc="features", unit="cand", disable=not progress):
         key = store.key(candidate_identity(c, clips), recipe)
-        store.get_or_compute(key, recipe, lambda c=c: _compute(c, recipe, clips))
+        store.get_or_compute(key, recipe, functools.partial(_compute, c, recipe, clips))
         keys.append(key)
     return keys
 
@@ -231,7 +232,7 @@ def register_checkpoint(name: str, checkpoint: Path) -> System:
     extra = state.get("extra") or {}
     lsro = bool(extra.get("lsro", (extra.get("arguments") or {}).get("lsro", False)))
     history = list(state.get("history") or [])
-    kept = next((h for h in history if h.get("epoch") == state.get("epoch")), {})
+    kept: dict = next((h for h in history if h.get("epoch") == state.get("epoch")), {})
     return _register(name, arch=arch, lsro=lsro, checkpoint=Path(checkpoint),
                      config={"feature_config": cfg, "width": state["architecture"].get("width", 1.0),
                              "crop_offsets_s": checkpoint_crop_offsets(state) or [0.0],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -33,16 +34,16 @@ class Command(BaseCommand):
         parser.add_argument("--holm", action="store_true",
                             help="add Holm-adjusted p-values per table and mark levels by them")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         config = None
         if options["study"] is not None:
-            ratings, config = self._study_ratings(int(options["study"]))  # type: ignore[arg-type]
+            ratings, config = self._study_ratings(int(options["study"]))
         else:
             ratings = options["ratings"]
         with command_errors():
             report = analyse_ratings(
-                ratings,  # type: ignore[arg-type]
-                options["out"],  # type: ignore[arg-type]
+                ratings,
+                options["out"],
                 formats=str(options["format"]),
                 holm=bool(options["holm"]),
                 config=config,

@@ -57,7 +57,7 @@ class Command(BaseCommand):
                               f"{report.existing} already stored) with their {r.system} scores")
         if o["json"]:
             data = r.to_dict()
-            ids = [c.id for c in report.candidates] if report is not None else [None] * len(top)
+            ids: list[int | None] = [c.id for c in report.candidates] if report is not None else [None] * len(top)
             data["top"] = [{"rank": n, **p.to_dict(), "candidate_id": cid, "spec": p.spec.to_dict()}
                            for n, (p, cid) in enumerate(zip(top, ids), 1)]
             o["json"].write_text(json.dumps(data, indent=2))
