@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from tqdm import tqdm
 
-from generation.conditions import CandidateSpec, ClipInfo, Condition, draw_candidates
+from generation.conditions import ROLES, CandidateSpec, ClipInfo, Condition, draw_candidates
 from generation.errors import CandidateError, ConditionError, GenerationError
 from generation.keys import Key
 from generation.models import Candidate, Clip, MashupDB, Stem
@@ -243,7 +243,7 @@ def render_candidates(candidates: Iterable[Candidate], *, progress: bool = True,
             raise _about(c.id, exc) from exc
         c.mix_path = result.mix_path.relative_to(media).as_posix()
         c.vocal_path, c.harmonic_path, c.percussion_path = (
-            result.stem_paths[r].relative_to(media).as_posix() for r in ("vocal", "harmonic", "percussion"))
+            result.stem_paths[r].relative_to(media).as_posix() for r in ROLES)
         c.save(update_fields=["mix_path", "vocal_path", "harmonic_path", "percussion_path"])
         log.info("rendered candidate %d (%s, %.1f s) to %s", c.id, c.condition, c.duration_s, c.mix_path)
         done += 1
