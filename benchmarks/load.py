@@ -20,7 +20,16 @@ more than once, over_assigned = pages with more than k done assignments.
 Latencies are client-side over every request; submissions_per_s counts
 acknowledged page submissions over the run's wall time.
 
-Last line: ``lost=… duplicated=… over_assigned=… submissions_per_s=… p50_ms=… p99_ms=…``
+Beside what the clients saw, the server's own time per request: gunicorn
+writes an access log whose format ends in ``%(D)s`` (microseconds from the
+request read to the response written, in the worker), and the run reads it
+back per kind of request (page, clip, submit, consent, questionnaire). On 2
+shared cores the gap between the two says how much of a client's wait was
+queueing (kernel backlog, busy threads, the benchmark's own client threads)
+rather than work the server did.
+
+Last line: ``lost=… duplicated=… over_assigned=… submissions_per_s=… p50_ms=… p99_ms=… server_p50_ms=…
+server_p99_ms=…``
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -45,9 +55,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from config.pgtemp import TempPostgres, free_port  # noqa: E402
+from listening.aspects import ASPECTS  # noqa: E402
 
 PY = sys.executable
-ASPECTS = ("overall", "harmony", "rhythm", "timbre", "innovation")
+ACCESS_FORMAT = '%(m)s %(U)s %(s)s %(D)s'
+"""gunicorn access-log line: method, path (no query), status, microseconds spent in the worker on the request."""
 
 
 # --------------------------------------------------------------------------- inside Django (subprocess modes)
@@ -140,6 +152,7 @@ class Stats:
     def __init__(self):
         self.lock = threading.Lock()
         self.latencies_ms: list[float] = []
+        self.by_kind_ms: dict[str, list[float]] = {}
         self.acks: list[dict] = []
         self.errors: list[str] = []
         self.finished = 0
@@ -148,8 +161,10 @@ class Stats:
         t0 = time.perf_counter()
         r = fn(*a, **kw)
         dt = (time.perf_counter() - t0) * 1000
+        kind = request_kind(getattr(fn, "__name__", "").upper(), urlsplit(str(a[0])).path if a else "")
         with self.lock:
             self.latencies_ms.append(dt)
+            self.by_kind_ms.setdefault(kind, []).append(dt)
         return r
 
 
@@ -198,15 +213,20 @@ def participant(i: int, base: str, public_token: str, stats: Stats, *, replay_sh
             stats.errors.append(f"participant {i}: {exc}")
 
 
-def start_gunicorn(env: dict, *, workers: int, threads: int, log_level: str, stdout=None):
-    """gunicorn on a free loopback port, answering; returns (process, base URL)."""
+def start_gunicorn(env: dict, *, workers: int, threads: int, log_level: str, stdout=None,
+                   access_log: Path | None = None):
+    """gunicorn on a free loopback port, answering; returns (process, base URL).
+
+    access_log: where gunicorn writes one `ACCESS_FORMAT` line per request (None: no access log).
+    """
     import requests
 
     port = free_port()
+    logging = ["--access-logfile", str(access_log), "--access-logformat", ACCESS_FORMAT] if access_log else []
     proc = subprocess.Popen(
         [str(Path(PY).parent / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),
          "--threads", str(threads), "-k", "gthread", "--backlog", "2048", "--timeout", "60",
-         "--log-level", log_level], env=env, cwd=REPO, start_new_session=True, stdout=stdout,
+         "--log-level", log_level, *logging], env=env, cwd=REPO, start_new_session=True, stdout=stdout,
         stderr=subprocess.STDOUT if stdout is not None else None)
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
@@ -217,6 +237,40 @@ def start_gunicorn(env: dict, *, workers: int, threads: int, log_level: str, std
             time.sleep(0.2)
     proc.kill()
     raise SystemExit("gunicorn did not answer within a minute")
+
+
+REQUEST_KINDS: tuple[tuple[str, re.Pattern], ...] = (
+    ("clip", re.compile(r"^GET /study/p/[^/]+/clip/")),
+    ("submit", re.compile(r"^POST /study/p/[^/]+/page/\d+/$")),
+    ("questionnaire", re.compile(r"^POST /study/p/[^/]+/questionnaire/$")),
+    ("page", re.compile(r"^GET /study/p/[^/]+/$")),
+    ("consent", re.compile(r"^(GET|POST) /study/s/")),
+)
+
+
+def request_kind(method: str, path: str) -> str:
+    """The kind of a request (`REQUEST_KINDS`), 'other' when none matches."""
+    return next((name for name, pattern in REQUEST_KINDS if pattern.match(f"{method} {path}")), "other")
+
+
+def server_times(lines: list[str]) -> dict[str, list[float]]:
+    """Milliseconds per request from `ACCESS_FORMAT` lines, by kind of request ('all' holds every one)."""
+    out: dict[str, list[float]] = {"all": []}
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 4 or not parts[3].isdigit():
+            continue
+        ms = int(parts[3]) / 1000
+        out["all"].append(ms)
+        out.setdefault(request_kind(parts[0], parts[1]), []).append(ms)
+    return out
+
+
+def time_summary(values_ms: list[float]) -> str:
+    """'p50 … p99 … mean … ms (n …)' of a list of milliseconds."""
+    a = np.asarray(values_ms, dtype=float)
+    return (f"p50 {np.percentile(a, 50):.1f} p99 {np.percentile(a, 99):.1f} mean {a.mean():.1f} ms (n {len(a)})"
+            if len(a) else "no requests")
 
 
 def stop_gunicorn(proc: subprocess.Popen) -> None:
@@ -267,7 +321,11 @@ def main() -> None:
                              env=env, check=True, cwd=REPO, capture_output=True, text=True)
         info = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"[load] {args.db}: migrated and designed {info['pages']} pages in {time.perf_counter() - t0:.1f} s")
-        gunicorn, base = start_gunicorn(env, workers=args.workers, threads=args.threads, log_level="warning")
+        access_log = root / "access.log"
+        gunicorn, base = start_gunicorn(env, workers=args.workers, threads=args.threads, log_level="warning",
+                                        access_log=access_log)
+        time.sleep(0.2)
+        log_start = access_log.stat().st_size if access_log.exists() else 0  # skip the readiness probes
         stats = Stats()
         deadline = time.monotonic() + args.time_limit
         start = time.perf_counter()
@@ -282,14 +340,25 @@ def main() -> None:
                              cwd=REPO, capture_output=True, text=True)
         check = json.loads(out.stdout.strip().splitlines()[-1])
         lat = np.array(stats.latencies_ms) if stats.latencies_ms else np.zeros(1)
+        with open(access_log, "rb") as fh:
+            fh.seek(log_start)
+            served = server_times(fh.read().decode("utf-8", "replace").splitlines())
+        server = np.array(served["all"]) if served["all"] else np.zeros(1)
         for line in stats.errors[:5]:
             print(f"[load] error: {line}")
         print(f"[load] {args.participants} participants ({concurrency} at once), {stats.finished} finished, "
               f"{len(stats.errors)} errors, {len(stats.acks)} pages acknowledged, {check['ratings']} ratings stored, "
               f"{len(lat)} requests in {wall:.1f} s; gunicorn {args.workers}x{args.threads} gthread")
+        print(f"[load] clients saw:       {time_summary(stats.latencies_ms)}")
+        print(f"[load] server's own time: {time_summary(served['all'])} (gunicorn access log, %(D)s)")
+        for kind in [name for name, _ in REQUEST_KINDS] + ["other"]:
+            if served.get(kind) or stats.by_kind_ms.get(kind):
+                print(f"[load]   {kind:<13} server {time_summary(served.get(kind, []))}; "
+                      f"clients {time_summary(stats.by_kind_ms.get(kind, []))}")
         print(f"lost={check['lost']} duplicated={check['duplicated']} over_assigned={check['over_assigned']} "
               f"submissions_per_s={len(stats.acks) / wall:.1f} p50_ms={np.percentile(lat, 50):.1f} "
-              f"p99_ms={np.percentile(lat, 99):.1f}")
+              f"p99_ms={np.percentile(lat, 99):.1f} server_p50_ms={np.percentile(server, 50):.1f} "
+              f"server_p99_ms={np.percentile(server, 99):.1f}")
     finally:
         if gunicorn is not None:
             stop_gunicorn(gunicorn)
