@@ -135,6 +135,13 @@ TASKS = {
 # (or whose worker process on this host is gone) is marked failed by the reaper.
 MASHLAB_JOB_HEARTBEAT_S = env_int("MASHLAB_JOB_HEARTBEAT_S", 5)
 MASHLAB_JOB_STALE_S = env_int("MASHLAB_JOB_STALE_S", 60)
+# A job whose MashupDB another running job writes goes back on the queue, deferred by this many seconds.
+MASHLAB_JOB_REQUEUE_S = env_int("MASHLAB_JOB_REQUEUE_S", 3)
+# Server folders the workbench may import audio from (colon-separated, like PATH); none by default.
+MASHLAB_IMPORT_ROOTS = [Path(p).expanduser().resolve() for p in os.environ.get("MASHLAB_IMPORT_ROOTS", "").split(":")
+                        if p.strip()]
+# The largest audio file the workbench's upload page takes, in bytes (default 200 MiB).
+MASHLAB_UPLOAD_MAX_FILE_BYTES = env_int("MASHLAB_UPLOAD_MAX_FILE_BYTES", 200 * 1024 * 1024)
 
 # Production hardening: on when MASHLAB_PRODUCTION=1 (behind TLS).
 if env_bool("MASHLAB_PRODUCTION", False):

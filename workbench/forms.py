@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from generation.conditions import Condition
 from generation.models import Candidate, MashupDB
 from scoring.models import System
 
@@ -40,4 +41,32 @@ class ScoreForm(RenderForm):
         self.fields["system"].choices = [(n, n) for n in sorted(names)]
 
 
-FORMS = {"render": RenderForm, "score": ScoreForm}
+class GenerateForm(forms.Form):
+    db = forms.ChoiceField(label="MashupDB", help_text="the vocal seeds' MashupDB; candidates are stored in it")
+    condition = forms.ChoiceField(choices=[(c.value, c.value) for c in Condition])
+    count = forms.IntegerField(min_value=1, max_value=100000, initial=10, help_text="candidates to draw")
+    seed = forms.IntegerField(min_value=0, initial=0, help_text="random seed, recorded per candidate")
+    accompaniment_db = forms.ChoiceField(required=False, label="accompaniment MashupDB",
+                                         help_text="where the harmonic and percussion stems come from "
+                                                   "(default: the same MashupDB)")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["db"].choices = _dbs()
+        self.fields["accompaniment_db"].choices = [("", "the same MashupDB")] + _dbs()
+
+
+class EvaluateForm(forms.Form):
+    db = forms.ChoiceField(label="test MashupDB", help_text="its test set is built when absent")
+    systems = forms.MultipleChoiceField(help_text="the rows of Table 1")
+    per_seed = forms.IntegerField(min_value=1, max_value=1000, initial=5, help_text="matched candidates per vocal seed")
+    seed = forms.IntegerField(min_value=0, initial=0, help_text="random seed of the test set")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["db"].choices = _dbs()
+        names = set(System.objects.values_list("name", flat=True)) | {"amu", "amu_rhythm"}
+        self.fields["systems"].choices = [(n, n) for n in sorted(names)]
+
+
+FORMS = {"render": RenderForm, "score": ScoreForm, "generate": GenerateForm, "evaluate": EvaluateForm}

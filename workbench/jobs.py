@@ -16,7 +16,8 @@ from datetime import timedelta
 from typing import Any, Callable
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
+from django.db.models import Exists
 from django.utils import timezone
 
 from generation.errors import GenerationError
@@ -141,13 +142,26 @@ def reap() -> list[int]:
     return reaped
 
 
+def writes_db(stage: str, arguments: dict[str, Any]) -> str:
+    """The MashupDB a run of `stage` writes (its lock key); '' for none.
+
+    Every stage that names a `db` writes into it (clips, candidates, renders, scores, the test set) or reads
+    it while others might write (train). `rank` stores its top pairs in its vocal clip's MashupDB.
+    """
+    if stage == "rank" and arguments.get("vocal"):
+        from generation.models import Clip
+        return Clip.objects.filter(pk=arguments["vocal"]).values_list("db__name", flat=True).first() or ""
+    return str(arguments.get("db") or "")
+
+
 def launch(stage: str, arguments: dict[str, Any], *, retry_of: Job | None = None) -> Job:
     """Create a queued Job for `stage` and enqueue its task."""
     from workbench.tasks import TASKS
 
     if stage not in TASKS:
         raise WorkbenchError(f"unknown stage {stage!r}; choose one of {', '.join(sorted(TASKS))}")
-    job = Job.objects.create(stage=stage, arguments=arguments, retry_of=retry_of)
+    job = Job.objects.create(stage=stage, arguments=arguments, retry_of=retry_of,
+                             mashupdb=writes_db(stage, arguments))
     result = TASKS[stage].enqueue(job.pk)
     Job.objects.filter(pk=job.pk).update(task_id=str(result.id))
     job.refresh_from_db()
@@ -174,15 +188,48 @@ def cancel(job: Job) -> Job:
     return job
 
 
+def _claim(job_id: int, mashupdb: str) -> bool:
+    """Mark the job running unless another job on the same MashupDB runs; True when this one may start.
+
+    One conditional UPDATE (atomic on SQLite); on PostgreSQL the active rows of that MashupDB are locked
+    first, so two workers claiming two jobs of one MashupDB at once are serialised by the database.
+    """
+    claim = Job.objects.filter(pk=job_id, state=Job.QUEUED)
+    if mashupdb:
+        claim = claim.exclude(Exists(Job.objects.filter(mashupdb=mashupdb, state=Job.RUNNING).exclude(pk=job_id)))
+    with transaction.atomic():
+        if mashupdb and connection.features.has_select_for_update:
+            list(Job.objects.select_for_update().filter(mashupdb=mashupdb, state__in=Job.ACTIVE).values_list("pk"))
+        return bool(claim.update(state=Job.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now(),
+                                 worker_host=socket.gethostname(), worker_pid=os.getpid()))
+
+
+def _requeue(job: Job) -> dict:
+    """Put a job whose MashupDB is busy back on the queue, to run after MASHLAB_JOB_REQUEUE_S seconds."""
+    from workbench.tasks import TASKS
+
+    busy = Job.objects.filter(mashupdb=job.mashupdb, state=Job.RUNNING).exclude(pk=job.pk).first()
+    when = timezone.now() + timedelta(seconds=settings.MASHLAB_JOB_REQUEUE_S)
+    result = TASKS[job.stage].using(run_after=when).enqueue(job.pk)
+    waiting = f"waiting for job {busy.pk} ({busy.stage}) on MashupDB {job.mashupdb}" if busy else "waiting"
+    Job.objects.filter(pk=job.pk, state=Job.QUEUED).update(task_id=str(result.id), current=waiting[:300])
+    return {"requeued": str(result.id)}
+
+
 def run(job_id: int, body: Callable[[dict, JobReporter], dict]) -> dict:
-    """Run one job's stage `body(arguments, reporter) -> outputs` inside a task, keeping its row in step."""
+    """Run one job's stage `body(arguments, reporter) -> outputs` inside a task, keeping its row in step.
+
+    A job whose MashupDB another running job writes is not started: it goes back on the queue (deferred by
+    MASHLAB_JOB_REQUEUE_S seconds) and stays queued, so two jobs on one MashupDB run one after the other.
+    """
     reap()
-    started = Job.objects.filter(pk=job_id, state=Job.QUEUED).update(
-        state=Job.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now(),
-        worker_host=socket.gethostname(), worker_pid=os.getpid())
     job = Job.objects.get(pk=job_id)
-    if not started:  # cancelled before it started, or already run
-        return {"skipped": job.state}
+    started = _claim(job_id, job.mashupdb)
+    job.refresh_from_db()
+    if not started:
+        if job.state == Job.QUEUED:  # its MashupDB is busy
+            return _requeue(job)
+        return {"skipped": job.state}  # cancelled before it started, or already run
     reporter = JobReporter(job_id)
     beat = Heartbeat(job_id)
     beat.start()

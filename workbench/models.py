@@ -22,6 +22,8 @@ class Job(models.Model):
     state = models.CharField(max_length=16, choices=STATES, default=QUEUED, db_index=True)
     task_id = models.CharField(max_length=64, blank=True, help_text="id of the django-tasks result")
     retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
+    mashupdb = models.CharField(max_length=100, blank=True, db_index=True,
+                                help_text="the MashupDB this job writes: one running job per MashupDB at a time")
 
     done = models.PositiveIntegerField(default=0)
     total = models.PositiveIntegerField(default=0)

@@ -68,6 +68,42 @@ def _train(a: dict, rep: jobs.JobReporter) -> dict:
     return {"system": system.name, "links": [["systems", reverse("scoring:systems")]]}
 
 
+def _generate(a: dict, rep: jobs.JobReporter) -> dict:
+    from generation.candidates import generate
+
+    rep(0, 1, f"drawing {a['count']} {a['condition']} candidates")
+    report = generate(db_name=a["db"], condition=a["condition"], count=int(a["count"]), seed=int(a.get("seed", 0)),
+                      accompaniment_db=a.get("accompaniment_db") or None)
+    rep.say(f"{len(report.created)} created, {report.existing} already stored, "
+            f"{report.skipped_seeds} vocal seeds skipped (nothing qualified)")
+    rep(1, 1, "stored")
+    return {"db": a["db"], "created": len(report.created), "existing": report.existing,
+            "links": [[f"candidates of {a['db']}", reverse("generation:candidates", args=[a["db"]])]]}
+
+
+def _evaluate(a: dict, rep: jobs.JobReporter) -> dict:
+    systems = list(a["systems"])
+    rep(0, 1, f"Table 1 of {', '.join(systems)} on {a['db']}")
+    rows = scoring.evaluate(a["db"], systems, per_seed=int(a.get("per_seed", 5)), seed=int(a.get("seed", 0)),
+                            progress=False)
+    for r in rows:
+        rep.say(f"{r['system']}: accuracy {r['accuracy']}, average rank {r['average_rank']:.3f}")
+    rep(1, 1, "evaluated")
+    keys = ("system", "accuracy", "average_rank", "n_labeled", "n_unlabeled")
+    return {"db": a["db"], "table1": [{k: r.get(k) for k in keys} for r in rows],
+            "links": [["Table 1 (systems)", reverse("scoring:systems")]]}
+
+
+@task()
+def generate_task(job_id: int) -> dict:
+    return jobs.run(job_id, _generate)
+
+
+@task()
+def evaluate_task(job_id: int) -> dict:
+    return jobs.run(job_id, _evaluate)
+
+
 @task()
 def ingest_task(job_id: int) -> dict:
     return jobs.run(job_id, _ingest)
@@ -88,4 +124,4 @@ def train_task(job_id: int) -> dict:
     return jobs.run(job_id, _train)
 
 
-TASKS = {"ingest": ingest_task, "render": render_task, "score": score_task, "train": train_task}
+TASKS = {"ingest": ingest_task, "generate": generate_task, "evaluate": evaluate_task, "render": render_task, "score": score_task, "train": train_task}
