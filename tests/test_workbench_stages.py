@@ -56,3 +56,12 @@ def test_a_job_on_a_busy_mashupdb_goes_back_on_the_queue_and_runs_after(settings
     assert DBTaskResult.objects.get(id=second.task_id).run_after is not None
     assert jobs.run(second.pk, lambda a, r: ran.append("second") or {}) == {}  # the DB is free now
     assert ran == ["busy", "other", "second"]
+
+
+def test_a_new_mashupdb_is_created_from_its_page_and_a_name_in_use_is_refused(staff):
+    assert reverse("workbench:new_db") in staff.get(reverse("workbench:jobs")).content.decode()
+    response = staff.post(reverse("workbench:new_db"), {"name": "mine", "description": "my songs"})
+    assert response.status_code == 302 and MashupDB.objects.get().description == "my songs"
+    again = staff.post(reverse("workbench:new_db"), {"name": "mine"})
+    assert again.status_code == 200 and "already exists" in again.content.decode()
+    assert MashupDB.objects.count() == 1

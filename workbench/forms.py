@@ -18,6 +18,14 @@ def _conditions() -> list[tuple[str, str]]:
     return [("", "all conditions")] + [(c, c) for c in found]
 
 
+class MashupDBForm(forms.ModelForm):
+    """A new MashupDB: its name (a slug, unique) and what it holds."""
+
+    class Meta:
+        model = MashupDB
+        fields = ["name", "description"]
+
+
 class RenderForm(forms.Form):
     db = forms.ChoiceField(label="MashupDB")
     condition = forms.ChoiceField(required=False)

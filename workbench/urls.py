@@ -9,5 +9,6 @@ urlpatterns = [
     path("jobs/<int:pk>.json", views.job_json, name="job_json"),
     path("jobs/<int:pk>/cancel/", views.job_cancel, name="cancel"),
     path("jobs/<int:pk>/retry/", views.job_retry, name="retry"),
+    path("db/new/", views.new_db, name="new_db"),
     path("launch/<slug:stage>/", views.launch, name="launch"),
 ]

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from workbench import jobs
-from workbench.forms import FORMS
+from workbench.forms import FORMS, MashupDBForm
 from workbench.models import Job
 
 
@@ -69,3 +69,14 @@ def launch(request, stage: str):
         job = jobs.launch(stage, args)
         return redirect("workbench:job", pk=job.pk)
     return render(request, "workbench/launch.html", {"form": form, "stage": stage})
+
+
+@staff_member_required
+def new_db(request):
+    """Create a MashupDB; its page then takes audio and the ingest job."""
+    form = MashupDBForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        db = form.save()
+        messages.success(request, f"MashupDB {db.name} created.")
+        return redirect("generation:db", name=db.name)
+    return render(request, "workbench/new_db.html", {"form": form})
