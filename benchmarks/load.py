@@ -125,7 +125,7 @@ def internal_verify(args) -> None:
 
     acks = json.loads(Path(args.acks).read_text())
     study = Study.objects.get(name="bench")
-    stored = {}
+    stored: dict[str, dict[str, int]] = {}
     for a_id, pos, swapped, aspect, score in Rating.objects.filter(assignment__page__study=study).values_list(
             "assignment_id", "stimulus__position", "assignment__swapped", "aspect", "score"):
         stored.setdefault(str(a_id), {})[f"clip{(pos ^ swapped) + 1}_{aspect}"] = score  # clip n as shown
@@ -194,6 +194,7 @@ def participant(i: int, base: str, public_token: str, stats: Stats, *, replay_sh
                     stats.finished += 1
                 return
             audio = re.search(r'src="(/study/p/[^"]+/clip/[^"]+)"', r.text)
+            assert audio is not None, "a rating page links its clips"
             stats.timed(s.get, base + audio.group(1), headers={"Range": "bytes=0-1023"})
             answers = {f"clip{n}_{a}": str(int(rng.integers(1, 6))) for n in (1, 2) for a in ASPECTS}
             answers["heard_before"] = "no" if rng.random() < 0.8 else "yes"

@@ -257,7 +257,7 @@ def _run(args, root: Path, progress: bool) -> dict:
     from generation.render import adjust_for_features
     from generation.stem_cache import StemCache
     from scoring.features import FeatureConfig, stem_features
-    from scoring.nets import PreMixNet, predict
+    from scoring.nets import MashabilityNet, PreMixNet, predict
     from scoring.retrieval import pair_spec, rank_pairs
     from scoring.services import register_checkpoint
     from scoring.training import load_checkpoint, save_checkpoint
@@ -290,7 +290,7 @@ def _run(args, root: Path, progress: bool) -> dict:
            for k in rng.choice(q.pair_count, size=min(6, q.pair_count), replace=False)]
     cal_x = np.stack([stem_features(adjust_for_features(s, clips, sr=cfg.sr, cache=cal_cache), sr=cfg.sr,
                                     config=cfg) for s in cal])
-    model = PreMixNet(width=args.width)
+    model: MashabilityNet = PreMixNet(width=args.width)
     _spread(model, seed=args.seed, features=cal_x)
     ckpt = root / "premix-random.pt"
     save_checkpoint(ckpt, model=model, optimizer=None, epoch=0, history=[], feature_config=cfg)
@@ -307,7 +307,7 @@ def _run(args, root: Path, progress: bool) -> dict:
     for n, (h, p) in enumerate(tqdm(pairs, desc="(a) naive", unit="cand", disable=not progress)):
         t0 = time.perf_counter()
         spec = pair_spec(seed, clips[h], clips[p], duration_s=duration)
-        stems = adjust_for_features(spec, clips, sr=cfg.sr, cache=uncached)
+        stems = adjust_for_features(spec, clips, sr=cfg.sr, cache=uncached)  # type: ignore[arg-type]  # duck-typed StemCache
         x = stem_features(stems, sr=cfg.sr, config=cfg)
         t1 = time.perf_counter()
         naive[n] = predict(model, x[None], batch_size=1)[0]

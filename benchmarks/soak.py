@@ -54,7 +54,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
-import load  # noqa: E402  benchmarks/load.py: the synthetic study, the verifier, Stats
+import load  # type: ignore[import-not-found]  # noqa: E402  benchmarks/load.py: the synthetic study, the verifier, Stats
 
 from config.pgtemp import TempPostgres  # noqa: E402
 
@@ -166,6 +166,7 @@ def participant(i: int, base: str, public_token: str, stats: SoakStats, *, reser
                 stats.count("abandoned")  # holds this page until its reservation expires
                 return
             audio = re.search(r'src="(/study/p/[^"]+/clip/[^"]+)"', r.text)
+            assert audio is not None, "a rating page links its clips"
             f.call("GET", audio.group(1), headers={"Range": "bytes=0-1023"})
             if rng.random() < 0.15:  # refresh: the same page again
                 r = f.call("GET", home)
@@ -266,13 +267,13 @@ def chaos(master: int, pg: TempPostgres | None, stats: SoakStats, *, kills: int,
                 stats.count("workers_killed")
             except ProcessLookupError:
                 pass
-        if not restarted and n >= kills // 2 - 1:
+        if pg is not None and not restarted and n >= kills // 2 - 1:
             t0 = time.perf_counter()
             pg.restart()
             stats.count("pg_restarts")
             stats.count("pg_restart_ms", int((time.perf_counter() - t0) * 1000))
             restarted = True
-    if not restarted and not stop.wait(every_s):
+    if pg is not None and not restarted and not stop.wait(every_s):
         pg.restart()
         stats.count("pg_restarts")
 

@@ -107,7 +107,7 @@ def activations(clip: Clip) -> dict[str, np.ndarray]:
     procs = _Processors.get()
     out = {"downbeat": np.asarray(procs["downbeat_rnn"](signal)), "beat": np.asarray(procs["beat_rnn"](signal))}
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **out)
+    np.savez(path, **out)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle's bool
     return out
 
 
@@ -179,8 +179,8 @@ def run_set(title: str, clips: list[Clip], *, with_analyse: bool) -> dict[str, l
     for i, clip in enumerate(clips):
         cells = []
         for name in names:
-            e, o = estimates[name][i], outcomes[name][i]
-            cells.append(f"{e:7.1f}{'' if o == 'ok' else ' ' + o:<4}"[:11].rjust(11) if e is not None else "       none")
+            e, got = estimates[name][i], outcomes[name][i]
+            cells.append(f"{e:7.1f}{'' if got == 'ok' else ' ' + got:<4}"[:11].rjust(11) if e is not None else "       none")
         print(f"{clip.name[:26]:<26} {clip.tempo_bpm:6.1f} " + " ".join(cells))
     return outcomes
 

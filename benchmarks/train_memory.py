@@ -72,7 +72,7 @@ def run_one(index: Path, *, arch: str, width: float, workers: int, in_memory: bo
     import numpy as np
     import torch
 
-    from scoring.examples import ArrayExamples, StoredExamples
+    from scoring.examples import ArrayExamples, Examples, StoredExamples
     from scoring.training import train_model
 
     torch.set_num_threads(2)
@@ -80,6 +80,7 @@ def run_one(index: Path, *, arch: str, width: float, workers: int, in_memory: bo
     stored = StoredExamples(doc["entries"], n_crops=CROPS_PER_ENTRY, example_shape=tuple(doc["shape"]),
                             labels=doc["labels"], groups=doc["groups"], digests=doc["digests"])
     t0 = time.perf_counter()
+    examples: Examples
     if in_memory:
         examples = ArrayExamples(np.stack([stored.features(i) for i in range(len(stored))]),
                                  stored.labels, stored.groups)

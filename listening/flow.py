@@ -34,8 +34,10 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
@@ -238,10 +240,12 @@ def _reserve(participant: Participant, study: Study, now: datetime) -> Assignmen
                             .values_list("id", "n"))
                         held = {p for p, n in done_per_page.items() if n < k and p not in seen}
                         return _come_back_after(study, held, now) if held else None
-                    slot = free_slot(Assignment.objects.filter(page_id=page_id, slot__isnull=False)
-                                     .values_list("slot", flat=True), ratings_per_page=k)
+                    taken = cast("Iterable[int]", Assignment.objects.filter(page_id=page_id, slot__isnull=False)
+                                 .values_list("slot", flat=True))  # slot__isnull=False: no None among them
+                    slot = free_slot(taken, ratings_per_page=k)
                     if slot is None:
                         continue
+                assert page_id is not None  # the gold branch draws from a non-empty list with nothing seen
                 stimuli = list(Stimulus.objects.filter(page_id=page_id).select_related("candidate")
                                .order_by("position"))
                 reference = next((s.position for s in stimuli if s.candidate.condition == "original"), 0)
@@ -286,7 +290,7 @@ def current_assignment(participant: Participant) -> Assignment | None:
             raise ComeBackLater("Every page you could rate is being rated by someone else right now. Please come "
                                 f"back in about {max(1, round(got / 60))} minute(s): your place is kept.",
                                 status=200, retry_after_s=got)
-        live = None if got is None else Assignment.objects.select_related("page").get(pk=got.pk)
+        live = None if got is None else Assignment.objects.select_related("page").get(pk=cast(Assignment, got).pk)
     if live is None:
         if participant.finished_at is None:
             Participant.objects.filter(pk=participant.pk, finished_at__isnull=True).update(finished_at=now)
@@ -354,6 +358,7 @@ def save_answer(participant: Participant, assignment_id: int, *, field_name: str
                 if field_name == "heard_before":
                     Assignment.objects.filter(pk=assignment.pk).update(heard_draft=value)
                 else:
+                    assert match is not None  # checked before the loop
                     position = stimulus_at(assignment, int(match.group(1)))
                     stim = Stimulus.objects.get(page_id=assignment.page_id, position=position)
                     Answer.objects.update_or_create(assignment=assignment, stimulus=stim, aspect=match.group(2),
@@ -472,6 +477,8 @@ def submit_page(participant: Participant, assignment_id: int, answers: PageAnswe
                     state=Assignment.State.DONE, done_at=now)
                 assignment = (Assignment.objects.filter(pk=assignment_id, participant=participant)
                               .select_related("page").first())
+                if assignment is None:  # assignments are never deleted: checked above, cannot happen here
+                    raise ParticipantError("This page is not one of yours.", status=404)
                 if not claimed:
                     if assignment.state == Assignment.State.DONE:
                         return False

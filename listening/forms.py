@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 
 from generation.models import MashupDB
@@ -108,13 +110,16 @@ class DesignForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         dbs = [(n, n) for n in MashupDB.objects.order_by("name").values_list("name", flat=True)]
-        self.fields["db"].choices = dbs
-        self.fields["candidate_db"].choices = [("", "any other MashupDB"), *dbs]
-        self.fields["systems"].choices = [(n, n) for n in System.objects.order_by("name").values_list("name", flat=True)]
+        self._choice("db").choices = dbs
+        self._choice("candidate_db").choices = [("", "any other MashupDB"), *dbs]
+        self._choice("systems").choices = [(n, n) for n in System.objects.order_by("name").values_list("name", flat=True)]
         if not dbs:
             self.fields["db"].help_text = "No MashupDB is stored yet: build one first (the Jobs pages or manage.py)."
-        if not self.fields["systems"].choices:
+        if not self._choice("systems").choices:
             self.fields["systems"].help_text = "No scoring system is stored yet: score the candidates first."
+
+    def _choice(self, name: str) -> forms.ChoiceField:
+        return cast(forms.ChoiceField, self.fields[name])  # declared as ChoiceFields above
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"]
@@ -126,6 +131,7 @@ class DesignForm(forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
+        assert data is not None  # Form.clean returns cleaned_data
         if data.get("task") == Study.Task.RETRIEVAL and data.get("candidate_db") and \
                 data.get("candidate_db") == data.get("db"):
             self.add_error("candidate_db", "The candidate MashupDB must differ from the query MashupDB.")

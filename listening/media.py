@@ -19,6 +19,7 @@ import time
 
 from django.db import IntegrityError, OperationalError, transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 
 from config.ranged import RangeNotSatisfiable, parse_range
@@ -68,7 +69,7 @@ def record_served(assignment: Assignment, stimulus: Stimulus, *, size: int, star
             time.sleep(0.05 * (attempt + 1))
 
 
-def serve_clip(request: HttpRequest, assignment: Assignment, clip: int) -> HttpResponse:
+def serve_clip(request: HttpRequest, assignment: Assignment, clip: int) -> HttpResponseBase:
     """Clip `clip` (1 or 2, as shown) of a reserved page, as this page's WAV, with Range support."""
     stimuli = {s.position: s for s in Stimulus.objects.filter(page_id=assignment.page_id)}
     stim = stimuli.get(stimulus_at(assignment, clip))

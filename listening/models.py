@@ -240,7 +240,7 @@ class PageResponse(models.Model):
 class Rating(models.Model):
     """One score 1-5 of one stimulus on one aspect by one participant."""
 
-    Aspect = models.TextChoices("Aspect", [(a, a) for a in ASPECTS])
+    Aspect = models.TextChoices("Aspect", [(a, a) for a in ASPECTS])  # type: ignore[call-overload]  # stubs lack the (name, value) pairs form
 
     assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="ratings")
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="ratings")

@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -69,7 +70,7 @@ class StudySettings:
         """
         base, rules = cls(), QualityRules()
 
-        def pick(obj: object, name: str) -> object:
+        def pick(obj: object, name: str) -> Any:  # coerced to the default's type
             value, default = values.get(name), getattr(obj, name)
             if value is None or value == "" and not isinstance(default, str):
                 return default

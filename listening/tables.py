@@ -23,7 +23,7 @@ def design_rows(study: Study) -> list[dict]:
     rows = []
     stimuli = Stimulus.objects.filter(page__study=study).select_related("page").prefetch_related("labels")
     for stim in stimuli.order_by("page__index", "position"):
-        labels = list(stim.labels.all()) or [None]
+        labels: list[StimulusLabel | None] = [*stim.labels.all()] or [None]
         for lab in labels:
             rows.append({
                 "study": study.name, "task": study.task, "seed": study.seed, "page": stim.page.index,

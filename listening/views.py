@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import functools
 import time
+from typing import cast
 from urllib.parse import quote
 
 from django.core.signing import BadSignature
 from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -64,6 +66,7 @@ def participant_view(view):
             raise ParticipantError("The study is very busy right now; please reload this page in a moment.",
                                    status=503, retry_after_s=5)
         except ParticipantError as exc:
+            response: HttpResponse
             if request.path.endswith("/answer/"):
                 response = JsonResponse({"error": exc.message}, status=exc.status)
             else:
@@ -186,7 +189,7 @@ def participant_home(request: HttpRequest, token: str) -> HttpResponse:
                       {"participant": participant, "form": QuestionnaireForm()})
     try:
         assignment = flow.current_assignment(participant) if study.state == Study.State.OPEN else \
-            Assignment.objects.select_related("page").get(pk=live.pk)
+            Assignment.objects.select_related("page").get(pk=cast(Assignment, live).pk)  # not open: require_open let it by with a live one
     except ComeBackLater as exc:
         response = render(request, "listening/come_back.html", {"participant": participant, "message": exc.message,
                                                                  "retry_after_s": exc.retry_after_s})
@@ -345,7 +348,7 @@ def answer(request: HttpRequest, token: str, assignment_id: int) -> HttpResponse
 
 @require_GET
 @participant_view
-def clip(request: HttpRequest, token: str, media_key: str, clip: int) -> HttpResponse:
+def clip(request: HttpRequest, token: str, media_key: str, clip: int) -> HttpResponseBase:
     """Clip 1 or 2 of the participant's reserved page, under that page's own URL (listening.media)."""
     participant = _participant(token)
     assignment = (Assignment.objects.filter(media_key=media_key, participant=participant)
