@@ -91,10 +91,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Request bodies: every form here is small and nothing takes file uploads. A body over this size is 413 on
+# Request bodies: every form here is small and only the upload page takes files. A body over this size is 413 on
 # its Content-Length (config.middleware), before anything reads it; a multipart file part is refused (400).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MASHLAB_MAX_BODY_BYTES", 1024 * 1024)
-DATA_UPLOAD_MAX_NUMBER_FILES = 0
+DATA_UPLOAD_MAX_NUMBER_FILES = 100  # files per request where a view takes them (the upload page)
+# Every file part is refused (400) except on the upload page, which swaps in the temp-file handler.
+FILE_UPLOAD_HANDLERS = ["config.uploads.RefuseFileUploadHandler"]
 FILE_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024  # should a view ever take files: larger ones go to a temp file
 
 AUTH_PASSWORD_VALIDATORS = [

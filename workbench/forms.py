@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from generation.conditions import Condition
+from generation.ingest import SEGMENTS, SEPARATORS
 from generation.models import Candidate, MashupDB
 from scoring.models import System
 
@@ -77,4 +78,32 @@ class EvaluateForm(forms.Form):
         self.fields["systems"].choices = [(n, n) for n in sorted(names)]
 
 
-FORMS = {"render": RenderForm, "score": ScoreForm, "generate": GenerateForm, "evaluate": EvaluateForm}
+class IngestForm(forms.Form):
+    """Ingest what a MashupDB's upload folder holds (workbench.uploads) with the ingest command's options."""
+
+    db = forms.ChoiceField(label="MashupDB")
+    source = forms.ChoiceField(choices=[("uploads", "the MashupDB's uploaded files")])
+    separator = forms.ChoiceField(choices=[(s, s) for s in SEPARATORS], initial="spleeter:4stems")
+    clip_seconds = forms.FloatField(min_value=1.0, max_value=600.0, initial=30.0, help_text="clip length, seconds")
+    segment = forms.ChoiceField(choices=[(s, s) for s in SEGMENTS], initial="start",
+                                help_text="start: the first clips of each file; auto: its best windows")
+    clips_per_file = forms.IntegerField(min_value=1, max_value=50, initial=1)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["db"].choices = _dbs()
+
+    def clean(self) -> dict:
+        from workbench.uploads import stored_uploads
+
+        data = super().clean() or {}
+        if data.get("db"):
+            paths = stored_uploads(data["db"])
+            if not paths:
+                raise forms.ValidationError(f"MashupDB {data['db']} has no uploaded files to ingest; upload some first")
+            data["paths"] = [str(p) for p in paths]
+        return data
+
+
+FORMS = {"ingest": IngestForm, "render": RenderForm, "score": ScoreForm, "generate": GenerateForm,
+         "evaluate": EvaluateForm}

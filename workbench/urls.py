@@ -10,5 +10,6 @@ urlpatterns = [
     path("jobs/<int:pk>/cancel/", views.job_cancel, name="cancel"),
     path("jobs/<int:pk>/retry/", views.job_retry, name="retry"),
     path("db/new/", views.new_db, name="new_db"),
+    path("db/<slug:name>/upload/", views.upload, name="upload"),
     path("launch/<slug:stage>/", views.launch, name="launch"),
 ]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from workbench import jobs
+from generation.models import MashupDB
+from workbench import jobs, uploads
 from workbench.forms import FORMS, MashupDBForm
 from workbench.models import Job
 
@@ -80,3 +83,23 @@ def new_db(request):
         messages.success(request, f"MashupDB {db.name} created.")
         return redirect("generation:db", name=db.name)
     return render(request, "workbench/new_db.html", {"form": form})
+
+
+@staff_member_required
+def upload(request, name: str):
+    """Take several audio files for MashupDB `name` (all checked first; one bad file stores none), then offer
+    an ingest job on what the MashupDB's upload folder holds."""
+    db = get_object_or_404(MashupDB, name=name)
+    if request.method == "POST":
+        files = request.FILES.getlist("files")
+        try:
+            stored = uploads.store_uploads(files, db_name=db.name)
+        except jobs.WorkbenchError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Stored {len(stored)} file(s): {', '.join(p.name for p in stored)}.")
+            return redirect("workbench:upload", name=db.name)
+    waiting = uploads.stored_uploads(db.name)
+    return render(request, "workbench/upload.html", {
+        "db": db, "waiting": waiting, "max_bytes": settings.MASHLAB_UPLOAD_MAX_FILE_BYTES,
+        "ingest_url": reverse("workbench:launch", args=["ingest"]) + f"?db={db.name}&source=uploads"})
