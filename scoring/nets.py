@@ -173,6 +173,7 @@ class MashabilityNet(nn.Module):
     n_inputs: int = 0
     input_mean: Tensor  # buffers (log-mel units), registered in __init__
     input_std: Tensor
+    head: Head  # set by each subclass
 
     def __init__(self, *, width: float = 1.0, n_mels: int = N_MELS) -> None:
         super().__init__()

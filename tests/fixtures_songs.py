@@ -38,7 +38,7 @@ def test_cache_root() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "data" / "test-cache"
 
 
-test_cache_root.__test__ = False  # a helper, not a test
+test_cache_root.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test (pytest reads it)
 
 
 def stems_folder(folder: Path, *, count: int, seed: int, seconds: float, take: int | None = None) -> Path:

@@ -88,7 +88,7 @@ def test_fifty_idle_connections_leave_the_site_answering(tmp_path):
         answered = probe(base, PROBES, spacing_s=0.8)
         print(f"gthread, {IDLE} idle connections: probe seconds {answered}")
         assert all(t is not None for t in answered), answered
-        assert max(answered) < 1.5, answered  # type: ignore[type-var]
+        assert max(answered) < 1.5, answered
         assert all(s.fileno() != -1 for s in idle)
     finally:
         for s in idle:

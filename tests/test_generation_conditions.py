@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -187,8 +188,10 @@ def test_records_round_trip_through_their_dict(collection) -> None:
 def test_duration_defaults_to_the_seed_length_within_25_to_60_s() -> None:
     short = ClipInfo(id=1, key=Key.parse("C"), tempo_bpm=120, downbeats=(0.0,), duration_s=20.0, stems=STEMS)
     long_ = ClipInfo(id=2, key=Key.parse("C"), tempo_bpm=120, downbeats=(0.0,), duration_s=90.0, stems=STEMS)
-    assert draw_candidate(short, [], condition="original", seed=0).duration_s == DURATION_RANGE_S[0]
-    assert draw_candidate(long_, [], condition="original", seed=0).duration_s == DURATION_RANGE_S[1]
+    drawn_short = draw_candidate(short, [], condition="original", seed=0)
+    drawn_long = draw_candidate(long_, [], condition="original", seed=0)
+    assert drawn_short is not None and drawn_short.duration_s == DURATION_RANGE_S[0]
+    assert drawn_long is not None and drawn_long.duration_s == DURATION_RANGE_S[1]
     with pytest.raises(ConditionError, match="duration_s must be in 25..60"):
         draw_candidates([short], [], condition="original", count=1, seed=0, duration_s=61)
 
@@ -243,7 +246,7 @@ def test_bad_requests_are_refused_before_drawing(collection, kwargs, message) ->
 
 
 def test_a_spec_refuses_out_of_range_values() -> None:
-    good = {
+    good: dict[str, Any] = {
         "vocal_clip": 1, "harmonic_clip": 2, "percussion_clip": 3, "condition": "matched",
         "harmonic_shift_semitones": 2, "harmonic_ratio": 1.1, "percussion_ratio": 0.9,
         "offsets_s": {"harmonic": 0.0, "percussion": 0.0}, "duration_s": 30.0, "seed": 1,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from typing import Any
 
 import numpy as np
 import pytest
@@ -61,7 +62,7 @@ def chord_tones(key: Key, *, seconds: float, sr: int) -> np.ndarray:
     t = np.arange(round(seconds * sr)) / sr
     third = 3 if key.mode == "minor" else 4
     freqs = [261.63 * 2 ** ((key.tonic + s) / 12) for s in (0, third, 7)]
-    return sum(0.15 * np.sin(2 * np.pi * f * t) for f in freqs)
+    return np.asarray(sum(0.15 * np.sin(2 * np.pi * f * t) for f in freqs))
 
 
 def dominant_hz(audio: np.ndarray, *, sr: int) -> float:
@@ -97,7 +98,7 @@ def world(tmp_path_factory) -> dict[int, ClipInfo]:
 
 def spec(**changes) -> CandidateSpec:
     """A matched candidate: D major 110 BPM vocal (clip 2), C major chords shifted +2, A minor 130 BPM clicks."""
-    base = {
+    base: dict[str, Any] = {
         "vocal_clip": 2, "harmonic_clip": 1, "percussion_clip": 3, "condition": "matched",
         "harmonic_shift_semitones": 2, "harmonic_ratio": 110 / 120, "percussion_ratio": 110 / 130,
         "offsets_s": {"harmonic": 0.0, "percussion": 0.0}, "duration_s": 25.0, "seed": 1,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import librosa
 import numpy as np
@@ -15,7 +16,7 @@ from generation.synth_songs import SR, STEM_NAMES, SongSpec, demo_song_specs, lo
 
 
 def _short_spec(**overrides) -> SongSpec:
-    fields = dict(name="short", key=Key.parse("E minor"), tempo_bpm=128.0, beats_per_bar=3, seconds=6.0, seed=11)
+    fields: dict[str, Any] = dict(name="short", key=Key.parse("E minor"), tempo_bpm=128.0, beats_per_bar=3, seconds=6.0, seed=11)
     fields.update(overrides)
     return SongSpec(**fields)
 

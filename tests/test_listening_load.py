@@ -29,7 +29,7 @@ def test_concurrent_participants_on_gunicorn_lose_nothing_and_never_over_assign(
 
 def test_the_access_log_is_read_as_milliseconds_per_kind_of_request():
     sys.path.insert(0, str(REPO / "benchmarks"))
-    import load
+    import load  # type: ignore[import-not-found]  # benchmarks/load.py, on sys.path just above
 
     lines = ["GET /study/p/abc/ 200 12500", "POST /study/p/abc/page/7/ 302 40000", "GET /study/p/abc/clip/k/1 206 900",
              "GET /admin/login/ 200 3000", "garbage line", "POST /study/s/tok/ 302 2000"]

@@ -31,6 +31,7 @@ from scoring.factorised import RoleTermer, role_terms, score_crops
 from scoring.features import FeatureConfig
 from scoring.models import Score, System
 from scoring.nets import (
+    MashabilityNet,
     PostMixNet,
     PreMixNet,
     build_model,
@@ -49,7 +50,7 @@ CROPS_S = [0.0, 7.0, 21.0]
 CFG = FeatureConfig(crop_s=3.0)
 
 
-def _spread(model: torch.nn.Module, seed: int, *, fc_gain: float = 6.0, mean: float = -7.0) -> None:
+def _spread(model: MashabilityNet, seed: int, *, fc_gain: float = 6.0, mean: float = -7.0) -> None:
     """Non-trivial BatchNorm statistics and larger FC weights, so eval-mode scores vary across pairs.
 
     ``mean``: the input normalisation mean (log-mel units; std 3.7, both measured on these songs' 3 s crops).

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import pytest
 import requests
@@ -29,6 +30,8 @@ SONGS = dict(count=16, seed=22, seconds=30.0, take=2)  # a cached set (test_rank
 
 class Site:
     """One mashlab instance on its own SQLite file and MEDIA_ROOT, driven through manage.py."""
+
+    songs: Path  # set by the site fixture
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -50,7 +53,7 @@ class Site:
         return json.loads(self.manage("shell", "-c", code).strip().splitlines()[-1])
 
     def launch(self, stage: str, arguments: dict) -> int:
-        return self.shell(f"from workbench.jobs import launch; print(launch({stage!r}, {arguments!r}).pk)")
+        return cast(int, self.shell(f"from workbench.jobs import launch; print(launch({stage!r}, {arguments!r}).pk)"))
 
     def worker(self, *args: str) -> subprocess.Popen:
         log = open(self.root / f"worker-{time.monotonic_ns()}.log", "wb")
