@@ -105,5 +105,28 @@ class IngestForm(forms.Form):
         return data
 
 
+class ImportForm(IngestForm):
+    """Ingest the audio in a server folder under MASHLAB_IMPORT_ROOTS (workbench.imports)."""
+
+    folder = forms.CharField(max_length=1000, help_text="absolute path of a folder under an import root")
+    field_order = ["db", "folder"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.fields["source"]
+
+    def clean(self) -> dict:
+        from workbench.imports import audio_in_folder, resolve_import_folder
+        from workbench.jobs import WorkbenchError
+
+        data = forms.Form.clean(self) or {}
+        if data.get("folder"):
+            try:
+                data["paths"] = [str(p) for p in audio_in_folder(resolve_import_folder(data["folder"]))]
+            except WorkbenchError as exc:
+                raise forms.ValidationError(str(exc)) from exc
+        return data
+
+
 FORMS = {"ingest": IngestForm, "render": RenderForm, "score": ScoreForm, "generate": GenerateForm,
          "evaluate": EvaluateForm}

@@ -11,5 +11,6 @@ urlpatterns = [
     path("jobs/<int:pk>/retry/", views.job_retry, name="retry"),
     path("db/new/", views.new_db, name="new_db"),
     path("db/<slug:name>/upload/", views.upload, name="upload"),
+    path("db/<slug:name>/import/", views.import_folder, name="import"),
     path("launch/<slug:stage>/", views.launch, name="launch"),
 ]

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from generation.models import MashupDB
 from workbench import jobs, uploads
-from workbench.forms import FORMS, MashupDBForm
+from workbench.forms import FORMS, ImportForm, MashupDBForm
 from workbench.models import Job
 
 
@@ -103,3 +103,15 @@ def upload(request, name: str):
     return render(request, "workbench/upload.html", {
         "db": db, "waiting": waiting, "max_bytes": settings.MASHLAB_UPLOAD_MAX_FILE_BYTES,
         "ingest_url": reverse("workbench:launch", args=["ingest"]) + f"?db={db.name}&source=uploads"})
+
+
+@staff_member_required
+def import_folder(request, name: str):
+    """Launch an ingest job on the audio in a server folder under MASHLAB_IMPORT_ROOTS."""
+    db = get_object_or_404(MashupDB, name=name)
+    form = ImportForm(request.POST or None, initial={"db": db.name})
+    if request.method == "POST" and form.is_valid():
+        args = {k: v for k, v in form.cleaned_data.items() if v not in ("", None, False)}
+        job = jobs.launch("ingest", args)
+        return redirect("workbench:job", pk=job.pk)
+    return render(request, "workbench/launch.html", {"form": form, "stage": "ingest (server folder)"})
