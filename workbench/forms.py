@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 
 from generation.conditions import Condition
 from generation.ingest import SEGMENTS, SEPARATORS
 from generation.models import Candidate, MashupDB
 from scoring.models import System
+
+
+def _set_choices(form: forms.Form, name: str, choices: list[tuple[str, str]]) -> None:
+    cast(forms.ChoiceField, form.fields[name]).choices = choices  # form.fields is typed dict[str, Field]
 
 
 def _dbs() -> list[tuple[str, str]]:
@@ -34,8 +40,8 @@ class RenderForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["db"].choices = _dbs()
-        self.fields["condition"].choices = _conditions()
+        _set_choices(self, "db", _dbs())
+        _set_choices(self, "condition", _conditions())
 
 
 class ScoreForm(RenderForm):
@@ -47,7 +53,7 @@ class ScoreForm(RenderForm):
         super().__init__(*args, **kwargs)
         del self.fields["force"]
         names = set(System.objects.values_list("name", flat=True)) | {"amu", "amu_rhythm"}
-        self.fields["system"].choices = [(n, n) for n in sorted(names)]
+        _set_choices(self, "system", [(n, n) for n in sorted(names)])
 
 
 class GenerateForm(forms.Form):
@@ -61,8 +67,8 @@ class GenerateForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["db"].choices = _dbs()
-        self.fields["accompaniment_db"].choices = [("", "the same MashupDB")] + _dbs()
+        _set_choices(self, "db", _dbs())
+        _set_choices(self, "accompaniment_db", [("", "the same MashupDB")] + _dbs())
 
 
 class EvaluateForm(forms.Form):
@@ -73,9 +79,9 @@ class EvaluateForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["db"].choices = _dbs()
+        _set_choices(self, "db", _dbs())
         names = set(System.objects.values_list("name", flat=True)) | {"amu", "amu_rhythm"}
-        self.fields["systems"].choices = [(n, n) for n in sorted(names)]
+        _set_choices(self, "systems", [(n, n) for n in sorted(names)])
 
 
 class IngestForm(forms.Form):
@@ -91,7 +97,7 @@ class IngestForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["db"].choices = _dbs()
+        _set_choices(self, "db", _dbs())
 
     def clean(self) -> dict:
         from workbench.uploads import stored_uploads
