@@ -9,4 +9,6 @@ echo "[test] free disk: $(df -h --output=avail . | tail -1 | tr -d ' ') here, $(
 export MODEL_PATH=${MODEL_PATH:-$(pwd)/data/pretrained_models}
 echo "[test] ruff check (lint and import order, configured in pyproject.toml)"
 .venv/bin/ruff check .
+echo "[test] mypy (django-stubs, configured in pyproject.toml)"
+.venv/bin/mypy .
 exec .venv/bin/python -m pytest "$@"
