@@ -99,3 +99,9 @@ def test_the_ingest_form_says_when_nothing_was_uploaded(staff):
         "db": "up", "source": "uploads", "separator": "stems", "clip_seconds": "30", "segment": "start",
         "clips_per_file": "1"})
     assert r.status_code == 200 and b"has no uploaded files" in r.content and not Job.objects.exists()
+
+
+def test_the_mashupdb_page_and_the_nav_link_to_the_audio_pages(staff):
+    page = staff.get(reverse("generation:db", args=["up"])).content.decode()
+    assert reverse("workbench:upload", args=["up"]) in page and reverse("workbench:import", args=["up"]) in page
+    assert reverse("workbench:new_db") in page
