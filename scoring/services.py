@@ -159,6 +159,7 @@ def train(
     device: str | None = None,
     workers: int = 0,
     lr: float | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> System:
     """Train one system on the non-test candidates of one or more MashupDBs and register its best epoch.
 
@@ -196,6 +197,7 @@ def train(
         batch_size=batch_size, feature_config=cfg, crop_offsets_s=offsets, progress=progress,
         balance_classes=balance_classes, device=device, workers=workers,
         patience=DEFAULT_PATIENCE if patience is None else patience, lr=DEFAULT_LR if lr is None else lr,
+        on_epoch=on_epoch,
         arguments={"db": db_names[0] if len(db_names) == 1 else db_names, "name": name,
                    "n_candidates": len(cands)},
     )

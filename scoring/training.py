@@ -40,6 +40,7 @@ import json
 import logging
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -318,6 +319,7 @@ def train_model(
     patience: int = DEFAULT_PATIENCE,
     workers: int = 0,
     mixed_precision: bool = True,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Train ``arch`` for at most ``epochs`` epochs (counting resumed ones) and keep the best one.
 
@@ -423,6 +425,8 @@ def train_model(
         record = {"epoch": epoch + 1, "train_loss": loss_sum / max(n_seen, 1), "val_accuracy": val_acc,
                   "val_loss": val_loss}
         history.append(record)
+        if on_epoch is not None:  # e.g. the workbench job's live loss curve
+            on_epoch(record)
         best = _best_epoch(history)
         log.info("epoch %d of %d: train loss %.4f, validation accuracy %.3f, validation loss %.4f (best epoch %d)",
                  epoch + 1, epochs, record["train_loss"], val_acc, val_loss, best)

@@ -10,6 +10,7 @@ from generation.conditions import Condition
 from generation.ingest import SEGMENTS, SEPARATORS
 from generation.models import Candidate, MashupDB
 from scoring.models import System
+from scoring.nets import ARCHITECTURES
 
 
 def _set_choices(form: forms.Form, name: str, choices: list[tuple[str, str]]) -> None:
@@ -134,5 +135,23 @@ class ImportForm(IngestForm):
         return data
 
 
-FORMS = {"ingest": IngestForm, "render": RenderForm, "score": ScoreForm, "generate": GenerateForm,
+class TrainForm(forms.Form):
+    """Train one system (scoring.services.train) on a MashupDB's non-test candidates."""
+
+    db = forms.ChoiceField(label="MashupDB")
+    arch = forms.ChoiceField(choices=[(a, a) for a in ARCHITECTURES], label="architecture")
+    lsro = forms.BooleanField(required=False, label="LSRO", help_text="matched candidates get target (0.5, 0.5)")
+    width = forms.FloatField(min_value=0.05, max_value=4.0, initial=1.0, help_text="filter multiplier (1 = the paper's)")
+    recipe = forms.ChoiceField(label="input", initial="default", choices=[
+        ("default", "default"), ("paper", "the paper's 30 s, 22.05 kHz input"), ("pitch_band", "pitch band")])
+    epochs = forms.IntegerField(min_value=1, max_value=1000, initial=10)
+    seed = forms.IntegerField(min_value=0, initial=0)
+    name = forms.SlugField(required=False, help_text="system name (default arch, arch_lsro)")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["db"].choices = _dbs()
+
+
+FORMS = {"ingest": IngestForm, "train": TrainForm, "render": RenderForm, "score": ScoreForm, "generate": GenerateForm,
          "evaluate": EvaluateForm}

@@ -60,6 +60,7 @@ class JobReporter:
         self.lines: deque[str] = deque(maxlen=LOG_LINES)
         self._last = 0.0
         self.done = self.total = 0
+        self.history: list[dict[str, float]] = []
 
     def __call__(self, done: int, total: int, item: str) -> None:
         self.done, self.total = done, total
@@ -69,6 +70,13 @@ class JobReporter:
         self._last = now
         Job.objects.filter(pk=self.job_id).update(done=done, total=total, current=item[:300],
                                                   heartbeat_at=timezone.now())
+        self.check_cancel()
+
+    def epoch(self, record: dict[str, float]) -> None:
+        """Training's `on_epoch`: append one epoch (train_loss, val_loss, val_accuracy) to the job's outputs,
+        which the job page polls and draws."""
+        self.history.append({k: float(v) for k, v in record.items()})
+        Job.objects.filter(pk=self.job_id).update(outputs={"history": self.history}, heartbeat_at=timezone.now())
         self.check_cancel()
 
     def say(self, line: str) -> None:

@@ -60,12 +60,17 @@ def _score(a: dict, rep: jobs.JobReporter) -> dict:
 
 
 def _train(a: dict, rep: jobs.JobReporter) -> dict:
+    from scoring.features import FeatureConfig
+
     rep(0, 1, f"training {a.get('name') or a['arch']}")
+    recipe = a.get("recipe", "default")
+    cfg = FeatureConfig.paper() if recipe == "paper" else FeatureConfig.pitch_band() if recipe == "pitch_band" \
+        else FeatureConfig()
     system = scoring.train(db_name=a["db"], arch=a["arch"], lsro=bool(a.get("lsro")), epochs=int(a["epochs"]),
                            seed=int(a.get("seed", 0)), name=a.get("name"), width=float(a.get("width", 1.0)),
-                           progress=False)
+                           config=cfg, progress=False, on_epoch=rep.epoch)
     rep(1, 1, system.name)
-    return {"system": system.name, "links": [["systems", reverse("scoring:systems")]]}
+    return {"system": system.name, "history": rep.history, "links": [["systems", reverse("scoring:systems")]]}
 
 
 def _generate(a: dict, rep: jobs.JobReporter) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
@@ -30,7 +32,10 @@ def job_list(request):
 @staff_member_required
 def job_detail(request, pk: int):
     jobs.reap()
-    return render(request, "workbench/job.html", {"job": get_object_or_404(Job, pk=pk)})
+    job = get_object_or_404(Job, pk=pk)
+    # the training curve is drawn with the plotly.js the analysis app serves (its version, not an import)
+    plotly_version = version("plotly") if job.stage == "train" else ""
+    return render(request, "workbench/job.html", {"job": job, "plotly_version": plotly_version})
 
 
 @staff_member_required
