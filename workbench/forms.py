@@ -150,7 +150,7 @@ class TrainForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["db"].choices = _dbs()
+        _set_choices(self, "db", _dbs())
 
 
 FORMS = {"ingest": IngestForm, "train": TrainForm, "render": RenderForm, "score": ScoreForm, "generate": GenerateForm,
