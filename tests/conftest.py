@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-pytest_plugins = ["tests.fixtures_songs"]
+pytest_plugins = ["tests.fixtures_songs", "tests.browser"]
 
 
 @pytest.fixture(autouse=True)

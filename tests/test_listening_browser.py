@@ -1,6 +1,5 @@
 """End to end in Debian's chromium (Playwright) against a live server: the DB holds exactly the answers given."""
 
-import os
 from pathlib import Path
 
 import pytest
@@ -8,25 +7,13 @@ import pytest
 from listening import services
 from listening.models import Assignment, Delivery, PageResponse, Participant, Rating, Study
 from listening.quality import QualityRules
+from tests.browser import CHROMIUM, NO_CHROMIUM
 from tests.test_listening_world import build_world
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--autoplay-policy=no-user-gesture-required", "--mute-audio"]
 ASPECTS = ("harmony", "rhythm", "timbre", "innovation", "overall")
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium")
-
-
-@pytest.fixture
-def browser():
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with playwright_sync.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=NO_CHROMIUM)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 
 from listening import services
 from listening.models import Study
-from tests.test_analysis_page import PASSWORD, browser, log_in  # noqa: F401 - browser is a fixture
+from tests.test_analysis_page import PASSWORD, log_in
 from tests.test_listening_http import _start
 from tests.test_listening_world import build_world
 
@@ -74,7 +74,7 @@ def live_world(transactional_db, settings):
     return services.set_state(study, Study.State.OPEN)
 
 
-def test_in_chromium_staff_navigate_and_log_out_and_a_participant_has_no_header_link(browser, live_server,  # noqa: F811
+def test_in_chromium_staff_navigate_and_log_out_and_a_participant_has_no_header_link(browser, live_server,
                                                                                       live_world):
     page = browser.new_page()
     log_in(page, live_server, "/study/")
