@@ -407,10 +407,14 @@ def set_state(request: HttpRequest, pk: int) -> HttpResponse:
 def design_export(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
     study = get_object_or_404(Study, pk=pk)
     if fmt == "json":
-        response = HttpResponse(tables.design_json(study), content_type="application/json")
-    else:
-        response = HttpResponse(tables.design_table(study).to_csv(index=False), content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="{study.name}-design.{fmt}"'
+        return _download(tables.design_json(study), "application/json", f"{study.name}-design.json")
+    return _download(tables.design_table(study).to_csv(index=False), "text/csv", f"{study.name}-design.{fmt}")
+
+
+def _download(body: str, content_type: str, filename: str) -> HttpResponse:
+    """`body` as an attachment named `filename`: the one shape of every export download."""
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
@@ -418,9 +422,7 @@ def design_export(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
 @experimenter_view
 def ratings_export(request: HttpRequest, pk: int) -> HttpResponse:
     study = get_object_or_404(Study, pk=pk)
-    response = HttpResponse(tables.ratings_table(study).to_csv(index=False), content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="{study.name}-ratings.csv"'
-    return response
+    return _download(tables.ratings_table(study).to_csv(index=False), "text/csv", f"{study.name}-ratings.csv")
 
 
 @require_GET
@@ -428,9 +430,8 @@ def ratings_export(request: HttpRequest, pk: int) -> HttpResponse:
 def participants_export(request: HttpRequest, pk: int) -> HttpResponse:
     """Every participant (screened out ones too) with code, pages done, headphone check and exclusion, as CSV."""
     study = get_object_or_404(Study, pk=pk)
-    response = HttpResponse(tables.participants_table(study).to_csv(index=False), content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="{study.name}-participants.csv"'
-    return response
+    return _download(tables.participants_table(study).to_csv(index=False), "text/csv",
+                     f"{study.name}-participants.csv")
 
 
 @require_http_methods(["GET", "POST"])

@@ -29,3 +29,12 @@ def module_tmp(request, tmp_path_factory):
     path = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def staff(client, db):
+    """The test client logged in as a staff user (modules needing more, e.g. a MashupDB, define their own)."""
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_user("exp", password="x-long-password", is_staff=True))
+    return client

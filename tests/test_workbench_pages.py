@@ -19,12 +19,6 @@ from workbench.models import Job
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff(client):
-    client.force_login(User.objects.create_user("exp", password="x-long-password", is_staff=True))
-    return client
-
-
 def test_it_sends_someone_not_staff_to_the_login_page(client):
     client.force_login(User.objects.create_user("p", password="x-long-password"))
     for url in (reverse("workbench:jobs"), reverse("workbench:launch", args=["render"])):

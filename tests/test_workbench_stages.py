@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
 from django.urls import reverse
 
 from generation.models import MashupDB
@@ -11,12 +10,6 @@ from workbench import jobs
 from workbench.models import Job
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff(client):
-    client.force_login(User.objects.create_user("exp", password="x-long-password", is_staff=True))
-    return client
 
 
 def test_the_generate_form_queues_a_job_that_writes_its_mashupdb(staff):
