@@ -33,9 +33,13 @@ def _ingest(a: dict, rep: jobs.JobReporter) -> dict:
 
 
 def _candidates(a: dict):
+    """The candidates a render or score job works on: `db` (a missing one is a CandidateError), narrowed by
+    `condition` and by `ids` (the rank page's "render these")."""
     qs = Candidate.objects.filter(db=get_db(a["db"]))
     if a.get("condition"):
         qs = qs.filter(condition=a["condition"])
+    if a.get("ids"):
+        qs = qs.filter(id__in=[int(i) for i in a["ids"]])
     return qs
 
 
@@ -49,10 +53,7 @@ def _render(a: dict, rep: jobs.JobReporter) -> dict:
 
 def _score(a: dict, rep: jobs.JobReporter) -> dict:
     system = scoring.get_system(a["system"])
-    qs = Candidate.objects.filter(db=get_db(a["db"]))  # a missing DB is a CandidateError
-    if a.get("condition"):
-        qs = qs.filter(condition=a["condition"])
-    n = scoring.score(system, qs.select_related("vocal_clip").order_by("id"), progress=False,
+    n = scoring.score(system, _candidates(a).select_related("vocal_clip").order_by("id"), progress=False,
                       rescore=bool(a.get("rescore")), on_progress=rep)
     rep.say(f"{system.name}: {n} candidates scored")
     return {"db": a["db"], "system": system.name, "scored": n,
@@ -99,6 +100,28 @@ def _evaluate(a: dict, rep: jobs.JobReporter) -> dict:
             "links": [["Table 1 (systems)", reverse("scoring:systems")]]}
 
 
+def _rank(a: dict, rep: jobs.JobReporter) -> dict:
+    """Rank every qualifying pair of one vocal seed and store the top N as matched candidates with scores."""
+    from scoring.retrieval import rank_pairs, store_top
+
+    system = scoring.get_system(a["system"])
+    vocal, top = int(a["vocal"]), int(a.get("top", 10))
+    rep(0, 1, f"ranking the pairs of vocal clip {vocal} with {system.name}")
+    ranking = rank_pairs(system, vocal, progress=False, accompaniment_db=a.get("accompaniment_db") or None)
+    report = store_top(system, ranking, top=top)
+    rep.say(f"{ranking.n_pairs} pairs scored in {ranking.seconds:.1f} s; top {len(report.candidates)} stored "
+            f"({report.created} new candidates)")
+    rep(1, 1, "stored")
+    return {"db": ranking.db, "system": system.name, "vocal": vocal, "pairs": ranking.n_pairs,
+            "candidates": [c.id for c in report.candidates], "scores": [p.score for p in ranking.pairs[:top]],
+            "links": [["ranking", reverse("workbench:rank_result", args=[rep.job_id])]]}
+
+
+@task()
+def rank_task(job_id: int) -> dict:
+    return jobs.run(job_id, _rank)
+
+
 @task()
 def generate_task(job_id: int) -> dict:
     return jobs.run(job_id, _generate)
@@ -129,4 +152,5 @@ def train_task(job_id: int) -> dict:
     return jobs.run(job_id, _train)
 
 
-TASKS = {"ingest": ingest_task, "generate": generate_task, "evaluate": evaluate_task, "render": render_task, "score": score_task, "train": train_task}
+TASKS = {"ingest": ingest_task, "generate": generate_task, "evaluate": evaluate_task, "render": render_task,
+         "score": score_task, "train": train_task, "rank": rank_task}
