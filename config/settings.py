@@ -144,6 +144,9 @@ MASHLAB_IMPORT_ROOTS = [Path(p).expanduser().resolve() for p in os.environ.get("
                         if p.strip()]
 # The largest audio file the workbench's upload page takes, in bytes (default 200 MiB).
 MASHLAB_UPLOAD_MAX_FILE_BYTES = env_int("MASHLAB_UPLOAD_MAX_FILE_BYTES", 200 * 1024 * 1024)
+# A running Dask scheduler (tcp://host:8786) for ingest, render and score (config.cluster); empty: a local cluster
+# for --jobs N > 1, else serial. Its workers need MEDIA_ROOT, MASHLAB_DATA_DIR and MODEL_PATH on shared storage.
+MASHLAB_DASK_SCHEDULER = env_str("MASHLAB_DASK_SCHEDULER", "")
 
 # Production hardening: on when MASHLAB_PRODUCTION=1 (behind TLS).
 if env_bool("MASHLAB_PRODUCTION", False):

@@ -12,11 +12,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from tqdm import tqdm
 
-from generation.conditions import ROLES, CandidateSpec, ClipInfo, Condition, draw_candidates
-from generation.errors import CandidateError, ConditionError, GenerationError
+from config.cluster import ClusterError, check_jobs, dask_client, each_result
+from generation.conditions import CandidateSpec, ClipInfo, Condition, draw_candidates
+from generation.errors import CandidateError, ConditionError
 from generation.keys import Key
 from generation.models import Candidate, Clip, MashupDB, Stem
-from generation.render import adjust_for_features, render_candidate
+from generation.scaleout import adjusted_stems, clips_for, render_one
 from generation.stem_cache import StemCache
 
 log = logging.getLogger(__name__)
@@ -201,26 +202,23 @@ def feature_stems(candidate: Candidate, *, sr: int, clips: dict[int, ClipInfo] |
     unusable; its message names the candidate.
     """
     clips = clips if clips is not None else clips_of([candidate])
-    missing = [str(p) for info in clips.values() for p in info.stems.values() if not Path(p).is_file()]
-    if missing:
-        raise CandidateError(f"candidate {candidate.id}: stem audio is missing: {', '.join(missing[:3])}")
-    try:
-        return adjust_for_features(spec_of(candidate), clips, sr=sr, cache=stem_cache())
-    except GenerationError as exc:
-        raise _about(candidate.id, exc) from exc
-
-
-def _about(candidate_id: int, exc: GenerationError) -> GenerationError:
-    """The same kind of error, its message led by the candidate it concerns (so a batch says which one)."""
-    return type(exc)(f"candidate {candidate_id}: {exc}")
+    spec = spec_of(candidate)
+    return adjusted_stems(candidate.id, spec, clips_for(spec, clips), sr=sr, cache_root=stem_cache().root)
 
 
 def render_folder(candidate: Candidate) -> Path:
     return Path(settings.MEDIA_ROOT) / "renders" / candidate.db.name / candidate.spec_key[:24]
 
 
+def render_args(candidate: Candidate, clips: dict[int, ClipInfo]) -> tuple:
+    """The plain arguments of `generation.scaleout.render_one` for one candidate (what a worker is sent)."""
+    spec = spec_of(candidate)
+    return (candidate.id, spec, clips_for(spec, clips), render_folder(candidate), stem_cache().root,
+            Path(settings.MEDIA_ROOT))
+
+
 def render_candidates(candidates: Iterable[Candidate], *, progress: bool = True, force: bool = False,
-                      on_progress: Callable[[int, int, str], None] | None = None) -> int:
+                      on_progress: Callable[[int, int, str], None] | None = None, jobs: int = 1) -> int:
     """Render mixes and adjusted stems (44.1 kHz stereo float WAV); returns how many were rendered.
 
     `on_progress(done, total, current item)` is called after each candidate, beside the tqdm bar
@@ -228,25 +226,28 @@ def render_candidates(candidates: Iterable[Candidate], *, progress: bool = True,
 
     Rendering is a pure function of the stored record, so a render that
     exists is kept unless `force`; the same candidate always gives the same bytes.
+    With `jobs` > 1 or MASHLAB_DASK_SCHEDULER set, the renders run on Dask
+    workers (config.cluster) and this process stores each one as it arrives.
     """
+    try:
+        check_jobs(jobs)
+    except ClusterError:
+        raise CandidateError(f"jobs must be a positive integer, got {jobs!r}") from None
     todo = [c for c in candidates if force or not c.mix_path]
     if not todo:
         return 0
     clips = clips_of(todo)
-    cache = stem_cache()
-    media = Path(settings.MEDIA_ROOT)
+    args = [render_args(c, clips) for c in todo]
     done = 0
-    for c in tqdm(todo, desc="render", unit="cand", disable=not progress):
-        try:
-            result = render_candidate(spec_of(c), clips, render_folder(c), cache=cache)
-        except GenerationError as exc:
-            raise _about(c.id, exc) from exc
-        c.mix_path = result.mix_path.relative_to(media).as_posix()
-        c.vocal_path, c.harmonic_path, c.percussion_path = (
-            result.stem_paths[r].relative_to(media).as_posix() for r in ROLES)
-        c.save(update_fields=["mix_path", "vocal_path", "harmonic_path", "percussion_path"])
-        log.info("rendered candidate %d (%s, %.1f s) to %s", c.id, c.condition, c.duration_s, c.mix_path)
-        done += 1
-        if on_progress is not None:
-            on_progress(done, len(todo), f"candidate {c.id}")
+    with dask_client(jobs if len(todo) > 1 else 1) as client, \
+            tqdm(total=len(todo), desc="render", unit="cand", disable=not progress) as bar:
+        for i, paths in each_result(client, render_one, args):
+            c = todo[i]
+            c.mix_path, c.vocal_path, c.harmonic_path, c.percussion_path = paths
+            c.save(update_fields=["mix_path", "vocal_path", "harmonic_path", "percussion_path"])
+            log.info("rendered candidate %d (%s, %.1f s) to %s", c.id, c.condition, c.duration_s, c.mix_path)
+            done += 1
+            bar.update(1)
+            if on_progress is not None:
+                on_progress(done, len(todo), f"candidate {c.id}")
     return done

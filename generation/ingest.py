@@ -13,14 +13,14 @@ import hashlib
 import json
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
 
 import numpy as np
 from tqdm import tqdm
 
+from config.cluster import dask_client, each_result, worker_count
 from generation.annotations import BeatWindow, find_annotation
 from generation.audio import SR, audio_info, is_audio_file, load_audio, store_audio, write_wav
 from generation.errors import AnnotationError, AudioError, IngestError, SegmentError
@@ -516,21 +516,49 @@ def refit_full_scale(clip: PreparedClip) -> None:
     clip.gain_db = round(clip.gain_db + gain_db, 4)
 
 
-def separate_clips(clips: list[PreparedClip], *, separator: str, progress: bool = True) -> dict[str, Failure]:
-    """Run the separator once over the batch and record stems; returns failures by clip uid."""
+def _separate_chunk(inputs: list[Path], out_dirs: list[Path], separator: str, progress: bool) -> list | str:
+    """One Spleeter process over a chunk of clips (TensorFlow starts once per chunk): stems, or the error message.
+
+    On Dask each worker gets one chunk, so Spleeter starts once per worker;
+    the message comes back as a string so one chunk's failure spares the others.
+    """
     from generation.errors import SeparationError
     from generation.separation import separate
 
+    try:
+        return separate(inputs, out_dirs, model=separator, progress=progress)
+    except SeparationError as exc:
+        return str(exc)
+
+
+def separate_clips(clips: list[PreparedClip], *, separator: str, progress: bool = True,
+                   client: Any = None) -> dict[str, Failure]:
+    """Run the separator over the batch and record stems; returns failures by clip uid.
+
+    Serial: one Spleeter process for the batch. With a Dask `client`
+    (config.cluster): the batch is cut into one contiguous chunk per worker,
+    each separated by one Spleeter process on its worker (same files, same
+    stems; the workers need the Spleeter venv and MODEL_PATH at the same paths).
+    """
     todo = [c for c in clips if not c.stems]
     if not todo:
         return {}
-    try:
-        results = separate(
-            [c.folder / c.audio_name for c in todo], [c.folder / "sep" for c in todo], model=separator,
-            progress=progress,
-        )
-    except SeparationError as exc:
-        return {c.plan.uid: Failure(c.plan.source, f"{c.plan.source}: {exc}") for c in todo}
+    n = min(worker_count(client), len(todo))
+    size = -(-len(todo) // n)  # ceil
+    chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
+    args = [([c.folder / c.audio_name for c in chunk], [c.folder / "sep" for c in chunk], separator,
+             progress and client is None) for chunk in chunks]
+    failures: dict[str, Failure] = {}
+    for i, found in each_result(client if len(chunks) > 1 else None, _separate_chunk, args):
+        if isinstance(found, str):
+            failures.update({c.plan.uid: Failure(c.plan.source, f"{c.plan.source}: {found}") for c in chunks[i]})
+        else:
+            _record_stems(chunks[i], found, separator)
+    return failures
+
+
+def _record_stems(todo: list[PreparedClip], results: list, separator: str) -> None:
+    """Add each clip's separated raw and role stems (paths relative to its folder) to `clip.stems`."""
     for clip, result in zip(todo, results):
         for name, path in result.raw.items():
             rel = path.relative_to(clip.folder).as_posix()
@@ -538,7 +566,6 @@ def separate_clips(clips: list[PreparedClip], *, separator: str, progress: bool 
         for role, path in result.roles.items():
             rel = path.relative_to(clip.folder).as_posix()
             clip.stems.append((role, "role", rel, result.methods[role]))
-    return {}
 
 
 def _analyse_path(path: str) -> dict:
@@ -555,12 +582,29 @@ def _analyse_path(path: str) -> dict:
     }
 
 
-def analyse_clips(clips: list[PreparedClip], *, jobs: int = 1, progress: bool = True) -> dict[str, Failure]:
-    """Key, tempo, beats and downbeats for each clip (madmom), in `jobs` processes; failures by uid.
+def _analyse_safely(path: str) -> dict | str:
+    """`_analyse_path`, or the failure's message (so one clip's failure, on a worker too, spares the batch).
 
+    madmom's processors are built once per process (generation.annotate_audio), so once per Dask worker.
+    """
+    try:
+        return _analyse_path(path)
+    except Exception as exc:  # one clip's failure must not sink the batch
+        return str(exc) or type(exc).__name__
+
+
+def analyse_clips(clips: list[PreparedClip], *, jobs: int = 1, progress: bool = True,
+                  client: Any = None) -> dict[str, Failure]:
+    """Key, tempo, beats and downbeats for each clip (madmom); failures by uid.
+
+    On the Dask `client`'s workers when given, else on a cluster from
+    `config.cluster.dask_client(jobs)` (serial for jobs 1 and no scheduler).
     Annotated clips take tempo, beats and downbeats from the annotation; their key
     still comes from the audio (Harmonix has no key annotation).
     """
+    if client is None and jobs > 1 and len(clips) > 1:
+        with dask_client(jobs) as own:
+            return analyse_clips(clips, progress=progress, client=own)
     failures: dict[str, Failure] = {}
     todo = list(clips)
     for clip in todo:
@@ -568,25 +612,17 @@ def analyse_clips(clips: list[PreparedClip], *, jobs: int = 1, progress: bool = 
             w = clip.plan.beat_window
             clip.tempo_bpm, clip.beats, clip.downbeats = w.tempo_bpm, w.beats, w.downbeats
             clip.beats_per_bar, clip.analysis_source = w.beats_per_bar, "annotated"
-    bar = tqdm(total=len(todo), desc="analyse", unit="clip", disable=not progress)
-    pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 and len(todo) > 1 else None
-    try:
-        futures = [pool.submit(_analyse_path, str(c.folder / c.audio_name)) for c in todo] if pool else None
-        for n, clip in enumerate(todo):
-            try:
-                found = futures[n].result() if futures else _analyse_path(str(clip.folder / clip.audio_name))
-            except Exception as exc:  # one clip's failure must not sink the batch
-                failures[clip.plan.uid] = Failure(clip.plan.source, f"{clip.plan.source}: analysis failed: {exc}")
+    with tqdm(total=len(todo), desc="analyse", unit="clip", disable=not progress) as bar:
+        for n, found in each_result(client, _analyse_safely, [(str(c.folder / c.audio_name),) for c in todo]):
+            clip = todo[n]
+            if isinstance(found, str):
+                failures[clip.plan.uid] = Failure(clip.plan.source, f"{clip.plan.source}: analysis failed: {found}")
             else:
                 clip.key_label = found["key_label"]
                 if clip.analysis_source != "annotated":
                     clip.tempo_bpm, clip.beats = found["tempo_bpm"], found["beats"]
                     clip.downbeats, clip.beats_per_bar = found["downbeats"], found["beats_per_bar"]
             bar.update(1)
-    finally:
-        bar.close()
-        if pool:
-            pool.shutdown()
     return failures
 
 
@@ -599,9 +635,16 @@ def prepare_clips(
     progress: bool = True,
     report: Callable[[Failure], None] = lambda f: None,
 ) -> list[PreparedClip]:
-    """Cut, separate and analyse; failed clips are reported and their staging folders removed."""
+    """Cut, separate and analyse; failed clips are reported and their staging folders removed.
+
+    Separation and analysis run on Dask (config.cluster) with `jobs` > 1 or
+    MASHLAB_DASK_SCHEDULER set: one cluster for both, so each worker starts
+    Spleeter once and builds madmom's processors once.
+    """
     if separator not in SEPARATORS:
         raise IngestError(f"unknown separator {separator!r}; choose one of {', '.join(SEPARATORS)}")
+    if jobs < 1 or int(jobs) != jobs:
+        raise IngestError(f"jobs must be a positive integer, got {jobs!r}")
     prepared: list[PreparedClip] = []
     for plan in tqdm(plans, desc="cut", unit="clip", disable=not progress):
         folder = staging / plan.uid
@@ -610,14 +653,17 @@ def prepare_clips(
         except (AudioError, IngestError, ValueError) as exc:
             report(Failure(plan.source, str(exc)))
             shutil.rmtree(folder, ignore_errors=True)
-    failed = separate_clips(prepared, separator=separator, progress=progress) if separator != "stems" else {}
-    for clip in prepared:
-        if clip.plan.uid not in failed:
-            try:
-                refit_full_scale(clip)
-            except (AudioError, ValueError) as exc:
-                failed[clip.plan.uid] = Failure(clip.plan.source, f"{clip.plan.source}: {exc}")
-    failed.update(analyse_clips([c for c in prepared if c.plan.uid not in failed], jobs=jobs, progress=progress))
+    with dask_client(jobs if len(prepared) > 1 else 1) as client:
+        failed = (separate_clips(prepared, separator=separator, progress=progress, client=client)
+                  if separator != "stems" else {})
+        for clip in prepared:
+            if clip.plan.uid not in failed:
+                try:
+                    refit_full_scale(clip)
+                except (AudioError, ValueError) as exc:
+                    failed[clip.plan.uid] = Failure(clip.plan.source, f"{clip.plan.source}: {exc}")
+        failed.update(analyse_clips([c for c in prepared if c.plan.uid not in failed], progress=progress,
+                                    client=client))
     good = []
     for clip in prepared:
         if clip.plan.uid in failed:

@@ -17,18 +17,20 @@ from django.conf import settings
 from django.db import transaction
 from tqdm import tqdm
 
-from generation.candidates import clips_of, feature_stems, get_db
-from generation.conditions import Condition
-from generation.errors import CandidateError, ConditionError, StemCacheError
+from config.cluster import ClusterError, check_jobs, dask_client, each_result
+from generation.candidates import clips_of, get_db, spec_of, stem_cache
+from generation.conditions import ClipInfo, Condition
+from generation.errors import CandidateError, ConditionError
 from generation.models import Candidate, Clip
-from generation.stem_cache import file_sha256
+from generation.scaleout import clips_for
 from scoring.amu import VARIANTS as AMU_VARIANTS
 from scoring.amu import get_variant as amu_variant
 from scoring.errors import ScoringError
 from scoring.feature_store import FeatureStore, Recipe
-from scoring.features import FeatureConfig, mix_features, stem_features
+from scoring.features import FeatureConfig
 from scoring.losses import NEGATIVE, POSITIVE, UNLABELED
 from scoring.models import Evaluation, Score, System
+from scoring.scaleout import CandidateItem, SystemRef, compute_features, identity, load_network, recipe_for, score_batch
 
 log = logging.getLogger(__name__)
 
@@ -52,36 +54,42 @@ def feature_store() -> FeatureStore:
     return FeatureStore(Path(settings.MEDIA_ROOT) / "cache" / "features")
 
 
-def recipe_for(arch: str, config: FeatureConfig, offsets_s: Sequence[float]) -> Recipe:
-    """The feature recipe of a system: premix reads the three role stems, postmix their mix."""
-    offsets = tuple(float(o) for o in offsets_s)
-    if not offsets or min(offsets) < 0:
-        raise ScoringError(f"offsets_s must be a non-empty list of start times ≥ 0 s, got {list(offsets_s)}")
-    return Recipe(kind=arch, config=config, offsets_s=offsets)
+def candidate_item(candidate: Candidate, clips: dict[int, ClipInfo], *, vocal_beats: Sequence[float] = ()
+                   ) -> CandidateItem:
+    """A candidate as the plain data scoring.scaleout works on (what a Dask worker is sent): no ORM there."""
+    spec = spec_of(candidate)
+    return CandidateItem(id=candidate.id, spec=spec, spec_key=candidate.spec_key, clips=clips_for(spec, clips),
+                         vocal_beats=tuple(float(b) for b in vocal_beats))
+
+
+def candidate_items(candidates: Sequence[Candidate], *, with_beats: bool = False) -> list[CandidateItem]:
+    """`candidate_item` of each candidate, with one query for their clips (and one for the seeds' beats)."""
+    clips = clips_of(candidates)
+    beats: dict[int, list] = {}
+    if with_beats:
+        beats = dict(Clip.objects.filter(id__in={c.vocal_clip_id for c in candidates}).values_list("id", "beats"))
+    return [candidate_item(c, clips, vocal_beats=beats.get(c.vocal_clip_id) or ()) for c in candidates]
+
+
+def system_ref(system: System) -> SystemRef:
+    """`system` as plain data for scoring.scaleout: checkpoint path and mtime, registered fallbacks, cache roots."""
+    path = system.checkpoint_file
+    mtime = path.stat().st_mtime_ns if path is not None and path.is_file() else 0
+    config = system.config or {}
+    return SystemRef(name=system.name, arch=system.arch, feature_root=feature_store().root, stem_root=stem_cache().root,
+                     checkpoint=str(path) if path is not None else "", mtime_ns=mtime,
+                     feature_config=dict(config.get("feature_config") or {}),
+                     crop_offsets_s=tuple(float(o) for o in config.get("crop_offsets_s") or [0.0]),
+                     amu_variant=str(config.get("amu_variant") or ""))
 
 
 def candidate_identity(candidate: Candidate, clips: dict) -> dict:
     """What a candidate's features depend on: its spec key and the SHA-256 of each source stem it reads."""
-    try:
-        sources = [file_sha256(Path(clips[clip_id].stems[role])) for clip_id, role in (
-            (candidate.vocal_clip_id, "vocal"), (candidate.harmonic_clip_id, "harmonic"),
-            (candidate.percussion_clip_id, "percussion"))]
-    except (KeyError, StemCacheError) as exc:
-        raise ScoringError(f"candidate {candidate.id}: stem audio is missing or unreadable: {exc}") from None
-    return {"spec_key": candidate.spec_key, "sources": sources}
+    return identity(candidate_item(candidate, clips))
 
 
 def _compute(candidate: Candidate, recipe: Recipe, clips: dict) -> np.ndarray:
-    cfg = recipe.config
-    stems = feature_stems(candidate, sr=cfg.sr, clips=clips)
-    rows = []
-    for off in recipe.offsets_s:
-        if off + cfg.crop_s > candidate.duration_s + 1e-6:
-            raise ScoringError(f"candidate {candidate.id}: a {cfg.crop_s:g} s crop at {off:g} s runs past its "
-                               f"{candidate.duration_s:g} s")
-        rows.append(stem_features(stems, sr=cfg.sr, config=cfg, offset_s=off) if recipe.kind == "premix"
-                    else mix_features(stems, sr=cfg.sr, config=cfg, offset_s=off))
-    return np.stack(rows)
+    return compute_features(candidate_item(candidate, clips), recipe, stem_cache().root)
 
 
 def stored_features(candidates: Sequence[Candidate], recipe: Recipe, *, progress: bool = True) -> list[str]:
@@ -260,29 +268,22 @@ def load_system(system: System):
     over the same crops. Checkpoints older than the crop field fall back to
     the system's registered config.
     """
-    from scoring.training import checkpoint_crop_offsets, load_checkpoint
-
-    path = system.checkpoint_file
-    if path is None or not path.is_file():
-        raise ScoringError(f"system {system.name}: checkpoint {path} is missing")
-    model, state = load_checkpoint(path, arch=system.arch)
-    cfg = FeatureConfig.from_dict(state.get("feature_config") or system.config.get("feature_config") or {})
-    offsets = checkpoint_crop_offsets(state) or [float(o) for o in (system.config or {}).get("crop_offsets_s")
-                                                 or [0.0]]
-    return model, cfg, offsets
+    return load_network(system_ref(system))
 
 
 def scorer(system: System) -> Callable[[Sequence[Candidate]], np.ndarray]:
-    """A function from candidates to scores for `system` (loads its checkpoint once)."""
-    if system.arch == System.Arch.AMU:
-        return _amu_scorer(system)
-    from scoring.nets import predict
+    """A function from candidates to scores for `system` (loads its checkpoint once per process).
 
-    model, cfg, offsets = load_system(system)
+    A broken system (checkpoint missing or of the other arch, unknown AMU variant) fails here.
+    """
+    ref = system_ref(system)
+    if system.arch == System.Arch.AMU:
+        amu_variant(ref.amu_variant or ref.name)
+    else:
+        load_network(ref)
 
     def run(cands: Sequence[Candidate]) -> np.ndarray:
-        feats = candidate_features(cands, arch=system.arch, config=cfg, progress=False, offsets_s=offsets)
-        return predict(model, feats).reshape(len(cands), len(offsets)).mean(axis=1)
+        return score_batch(ref, candidate_items(cands, with_beats=ref.arch == System.Arch.AMU))
 
     return run
 
@@ -309,53 +310,47 @@ def _amu_system(name: str) -> System:
     return system
 
 
-def _amu_scorer(system: System) -> Callable[[Sequence[Candidate]], np.ndarray]:
-    """Scores of one AMU variant (``system.config["amu_variant"]``, else its name): each candidate's adjusted
-    stems at the variant's sample rate, on the vocal seed's beat grid (s)."""
-    variant = amu_variant((system.config or {}).get("amu_variant") or system.name)
-
-    def run(cands: Sequence[Candidate]) -> np.ndarray:
-        out = []
-        clips = clips_of(cands)
-        for c in cands:
-            stems = feature_stems(c, sr=variant.sr, clips=clips)
-            beats = np.asarray(c.vocal_clip.beats, dtype=float)
-            beats = beats[beats < c.duration_s]
-            out.append(variant.mashability(stems, sr=variant.sr, beat_times_s=beats).total)
-        return np.asarray(out, dtype=float)
-
-    return run
-
-
 def score(system: System, candidates: Iterable[Candidate], *, batch: int = 16, progress: bool = True,
-          rescore: bool = False, on_progress: Callable[[int, int, str], None] | None = None) -> int:
+          rescore: bool = False, on_progress: Callable[[int, int, str], None] | None = None,
+          jobs: int = 1) -> int:
     """Score candidates not yet scored by `system` (all with `rescore`); returns how many were stored.
 
     `on_progress(done, total, current item)` is called after each stored batch, beside the tqdm bar.
 
     Scores of a batch are computed before anything is written, and each batch
     is stored in one transaction, so a failure stores nothing of that batch.
+    With `jobs` > 1 or MASHLAB_DASK_SCHEDULER set, batches are computed on Dask
+    workers (config.cluster; each loads the network once) and stored here as
+    they arrive, so batches may be stored out of order.
     """
+    try:
+        check_jobs(jobs)
+    except ClusterError:
+        raise ScoringError(f"jobs must be a positive integer, got {jobs!r}") from None
+    if batch < 1:
+        raise ScoringError(f"batch must be ≥ 1 candidate, got {batch}")
     cands = list(candidates)
     if not rescore:
         done = set(Score.objects.filter(system=system, candidate__in=cands).values_list("candidate_id", flat=True))
         cands = [c for c in cands if c.id not in done]
-    run = scorer(system)  # a broken system (checkpoint missing or of the other arch) fails even with nothing to do
+    scorer(system)  # a broken system (checkpoint missing or of the other arch) fails even with nothing to do
     if not cands:
         return 0
+    ref = system_ref(system)
+    items = candidate_items(cands, with_beats=system.arch == System.Arch.AMU)
+    starts = list(range(0, len(cands), batch))
     stored = 0
-    bar = tqdm(total=len(cands), desc=f"score {system.name}", unit="cand", disable=not progress)
-    for i in range(0, len(cands), batch):
-        chunk = cands[i : i + batch]
-        values = run(chunk)
-        with transaction.atomic():
-            for c, v in zip(chunk, values):
-                Score.objects.update_or_create(system=system, candidate=c, defaults={"value": float(v)})
-        stored += len(chunk)
-        bar.update(len(chunk))
-        if on_progress is not None:
-            on_progress(stored, len(cands), f"candidate {chunk[-1].id}")
-    bar.close()
+    with dask_client(jobs if len(starts) > 1 else 1) as client, \
+            tqdm(total=len(cands), desc=f"score {system.name}", unit="cand", disable=not progress) as bar:
+        for n, values in each_result(client, score_batch, [(ref, items[i : i + batch]) for i in starts]):
+            chunk = cands[starts[n] : starts[n] + batch]
+            with transaction.atomic():
+                for c, v in zip(chunk, values):
+                    Score.objects.update_or_create(system=system, candidate=c, defaults={"value": float(v)})
+            stored += len(chunk)
+            bar.update(len(chunk))
+            if on_progress is not None:
+                on_progress(stored, len(cands), f"candidate {chunk[-1].id}")
     log.info("%s scored %d candidates", system.name, stored)
     return stored
 

@@ -45,7 +45,7 @@ def _candidates(a: dict):
 
 def _render(a: dict, rep: jobs.JobReporter) -> dict:
     n = render_candidates(_candidates(a).select_related("db").order_by("id"), progress=False,
-                          force=bool(a.get("force")), on_progress=rep)
+                          force=bool(a.get("force")), on_progress=rep, jobs=int(a.get("jobs", 1)))
     rep.say(f"{n} candidates rendered")
     return {"db": a["db"], "rendered": n,
             "links": [[f"candidates of {a['db']}", reverse("generation:candidates", args=[a["db"]])]]}
@@ -54,7 +54,7 @@ def _render(a: dict, rep: jobs.JobReporter) -> dict:
 def _score(a: dict, rep: jobs.JobReporter) -> dict:
     system = scoring.get_system(a["system"])
     n = scoring.score(system, _candidates(a).select_related("vocal_clip").order_by("id"), progress=False,
-                      rescore=bool(a.get("rescore")), on_progress=rep)
+                      rescore=bool(a.get("rescore")), on_progress=rep, jobs=int(a.get("jobs", 1)))
     rep.say(f"{system.name}: {n} candidates scored")
     return {"db": a["db"], "system": system.name, "scored": n,
             "links": [["systems", reverse("scoring:systems")]]}

@@ -16,6 +16,9 @@ class Command(BaseCommand):
         parser.add_argument("--candidates", default=None, help="Comma-separated candidate ids.")
         parser.add_argument("--force", action="store_true", help="Render again what is already rendered.")
         parser.add_argument("--clear-cache", action="store_true", help="Remove every cached adjusted stem first.")
+        parser.add_argument("--jobs", type=int, default=1,
+                            help="Dask workers: a local cluster of N processes (default 1: serial); "
+                                 "MASHLAB_DASK_SCHEDULER names a running cluster instead.")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **o):
@@ -38,5 +41,5 @@ class Command(BaseCommand):
             if o["condition"]:
                 qs = qs.filter(condition=o["condition"])
             n = render_candidates(qs.select_related("db").order_by("id"), progress=not o["no_progress"],
-                                  force=o["force"])
+                                  force=o["force"], jobs=o["jobs"])
         self.stdout.write(f"{n} candidates rendered")

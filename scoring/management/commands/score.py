@@ -20,6 +20,9 @@ class Command(BaseCommand):
         parser.add_argument("--checkpoint", type=Path, default=None, help="Register this checkpoint as --system.")
         parser.add_argument("--condition", default=None, help="Only candidates of this condition.")
         parser.add_argument("--rescore", action="store_true", help="Score again candidates already scored.")
+        parser.add_argument("--jobs", type=int, default=1,
+                            help="Dask workers: a local cluster of N processes (default 1: serial); "
+                                 "MASHLAB_DASK_SCHEDULER names a running cluster instead.")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **o):
@@ -46,5 +49,5 @@ class Command(BaseCommand):
             if o["condition"]:
                 qs = qs.filter(condition=o["condition"])
             qs = qs.select_related("vocal_clip").order_by("id")
-            n = score(system, qs, progress=not o["no_progress"], rescore=o["rescore"])
+            n = score(system, qs, progress=not o["no_progress"], rescore=o["rescore"], jobs=o["jobs"])
         self.stdout.write(f"{system.name}: {n} candidates scored")
