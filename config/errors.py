@@ -16,11 +16,14 @@ from contextlib import contextmanager
 from django.core.management.base import CommandError
 
 from analysis.errors import AnalysisError
+from config.cluster import ClusterError
 from generation.errors import GenerationError
+from listening.errors import ListeningError
 from scoring.errors import ScoringError
 
 #: The families a person can act on: their message says what was wrong and, where it can, what to do.
-STAGE_ERRORS: tuple[type[Exception], ...] = (GenerationError, ScoringError, AnalysisError)
+STAGE_ERRORS: tuple[type[Exception], ...] = (GenerationError, ScoringError, ListeningError, AnalysisError,
+                                              ClusterError)
 
 
 @contextmanager

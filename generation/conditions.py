@@ -135,6 +135,10 @@ class Condition(str, enum.Enum):
         return self in (Condition.MATCHED, Condition.UNMATCHED_KEY)
 
 
+#: The three negative conditions, in the order the paper lists them (a test set takes them in turn).
+UNMATCHED: tuple[Condition, ...] = (Condition.UNMATCHED_KEY, Condition.UNMATCHED_TEMPO, Condition.UNMATCHED_BOTH)
+
+
 @dataclass(frozen=True)
 class ClipInfo:
     """What the candidate rules need to know about one clip.

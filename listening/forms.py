@@ -70,7 +70,8 @@ class DesignForm(forms.Form):
     # How the study runs: StudySettings and its QualityRules, recorded in the study's config.
     ratings_per_page = _setting(forms.IntegerField, "ratings_per_page", min_value=1, max_value=50)
     pages_per_participant = _setting(forms.IntegerField, "pages_per_participant", min_value=1, max_value=1000)
-    reservation_minutes = _setting(forms.FloatField, "reservation_minutes", min_value=0.1)
+    reservation_s = _setting(forms.IntegerField, "reservation_s", min_value=60, max_value=7 * 24 * 3600,
+                             label="Seconds a page stays reserved")
     require_full_play = _setting(forms.BooleanField, "require_full_play", required=False,
                                  label="Unlock a clip's questions only after it played to the end")
     audio_format = _setting(forms.ChoiceField, "audio_format", choices=list(STIMULUS_FORMATS.items()),
@@ -99,7 +100,7 @@ class DesignForm(forms.Form):
     GROUPS = (
         ("What the study shows", ("name", "task", "db", "candidate_db", "systems", "top_n", "bottom_n",
                                   "n_queries", "n_candidates", "seed")),
-        ("Pages and participants", ("ratings_per_page", "pages_per_participant", "reservation_minutes",
+        ("Pages and participants", ("ratings_per_page", "pages_per_participant", "reservation_s",
                                     "require_full_play", "audio_format", "headphone_check")),
         ("Crowdsourcing and abuse limits", ("completion_url", "max_participants", "client_limit",
                                             "first_activity_s")),

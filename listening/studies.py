@@ -47,7 +47,7 @@ class StudySettings:
 
     ratings_per_page: int = 3
     pages_per_participant: int = 10
-    reservation_minutes: float = 20.0
+    reservation_s: int = 20 * 60
     require_full_play: bool = False
     audio_format: str = "flac"  # how stimuli are stored: listening.stimuli.STIMULUS_FORMATS (served: delivery)
     completion_url: str = ""
@@ -91,7 +91,7 @@ class StudySettings:
         cfg = dict(study.config or {})
         known = {k: cfg[k] for k in cls.__dataclass_fields__ if k in cfg and k != "quality"}
         known.update(ratings_per_page=study.ratings_per_page, pages_per_participant=study.pages_per_participant,
-                     reservation_minutes=study.reservation_s / 60, require_full_play=study.require_full_play)
+                     reservation_s=study.reservation_s, require_full_play=study.require_full_play)
         return cls(**known, quality=QualityRules.from_config(cfg))
 
     def check(self) -> None:
@@ -113,8 +113,9 @@ class StudySettings:
             raise DesignError(f"ratings per page must be >= 1, got {self.ratings_per_page}")
         if self.pages_per_participant < 1:
             raise DesignError(f"pages per participant must be >= 1, got {self.pages_per_participant}")
-        if not self.reservation_minutes > 0:
-            raise DesignError(f"reservation minutes must be > 0, got {self.reservation_minutes}")
+        if self.reservation_s < 60:
+            raise DesignError(f"the reservation must last at least 60 s, got {self.reservation_s} s",
+                              field="reservation_s")
 
 
 def _default_text(name: str) -> str:
@@ -128,7 +129,7 @@ def _default_text(name: str) -> str:
 SETTING_HELP: dict[str, str] = {
     "ratings_per_page": "Participants who rate each page (paper: 3).",
     "pages_per_participant": "Pages one participant rates, gold pages not counted.",
-    "reservation_minutes": "Minutes a participant holds a page once it is shown.",
+    "reservation_s": "Seconds a participant holds a page once it is shown (20 min = 1200).",
     "require_full_play": "Accept a page only after the server has sent both clips whole.",
     "audio_format": "What participants download: " + "; ".join(f"{k} = {v}" for k, v in STIMULUS_FORMATS.items()) + ".",
     "completion_url": ("Where a finished participant is sent; {code} and {pid} become their completion code and "
@@ -309,7 +310,7 @@ def _store_design(*, name: str, plan: pure.Design, config: dict, study_settings:
                 name=name, task=plan.task, seed=plan.seed, config=config, **extra,
                 ratings_per_page=study_settings.ratings_per_page,
                 pages_per_participant=study_settings.pages_per_participant,
-                reservation_s=round(study_settings.reservation_minutes * 60),
+                reservation_s=study_settings.reservation_s,
                 require_full_play=study_settings.require_full_play,
             )
             for page_spec in plan.pages:

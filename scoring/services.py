@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from config.cluster import ClusterError, check_jobs, dask_client, each_result
 from generation.candidates import clips_of, get_db, spec_of, stem_cache
-from generation.conditions import ClipInfo, Condition
+from generation.conditions import UNMATCHED, ClipInfo, Condition
 from generation.errors import CandidateError, ConditionError
 from generation.models import Candidate, Clip
 from generation.scaleout import clips_for
@@ -368,11 +368,10 @@ def ensure_test_set(db_name: str, *, per_seed: int = 5, seed: int = 0) -> list[C
     existing = list(Candidate.objects.filter(db=db, split="test").order_by("id"))
     if existing:
         return existing
-    unmatched = [Condition.UNMATCHED_KEY, Condition.UNMATCHED_TEMPO, Condition.UNMATCHED_BOTH]
     clips = list(Clip.objects.filter(db=db).order_by("id").values_list("id", flat=True))
     chosen: list[int] = []
     for n, clip_id in enumerate(clips):
-        for condition, count in ((Condition.ORIGINAL, 1), (unmatched[n % 3], 1), (Condition.MATCHED, per_seed)):
+        for condition, count in ((Condition.ORIGINAL, 1), (UNMATCHED[n % 3], 1), (Condition.MATCHED, per_seed)):
             try:
                 report = generate(db_name=db.name, condition=condition.value, count=count, seed=seed + n,
                                   vocal_id=clip_id)

@@ -131,7 +131,7 @@ def test_the_form_and_the_command_turn_it_on_in_the_study_config(client, world):
     assert 'name="headphone_check"' in client.get("/study/new/").content.decode()
     form = {"name": "viaform", "task": "generation", "db": "alpha", "top_n": 1, "bottom_n": 1, "n_queries": 1,
             "n_candidates": 5, "seed": 1, "ratings_per_page": 3, "pages_per_participant": 2,
-            "reservation_minutes": 20, "audio_format": "flac", "headphone_check": "on"}
+            "reservation_s": 1200, "audio_format": "flac", "headphone_check": "on"}
     assert client.post("/study/new/", form).status_code == 302
     assert Study.objects.get(name="viaform").config["headphone_check"] is True
     call_command("design_study", "--name", "viacmd", "--task", "generation", "--db", "alpha", "--top", "1",

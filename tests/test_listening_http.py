@@ -229,14 +229,14 @@ def test_dashboard_shows_progress_links_and_closes_the_study(client, generation_
     assert r.status_code == 302 and Study.objects.get(pk=generation_study.pk).state == "closed"
     r = client.post("/study/new/", {"name": "web", "task": "generation", "db": "alpha", "top_n": 1, "bottom_n": 1,
                                     "n_queries": 1, "n_candidates": 5, "seed": 1, "ratings_per_page": 3,
-                                    "pages_per_participant": 2, "reservation_minutes": 20, "audio_format": "wav"})
+                                    "pages_per_participant": 2, "reservation_s": 1200, "audio_format": "wav"})
     assert r.status_code == 302 and Study.objects.filter(name="web", state="draft").exists()
     web = Stimulus.objects.filter(page__study__name="web")
     assert web.exists() and all(s.audio_path.endswith(".wav") for s in web)
     assert Study.objects.get(name="web").config["audio_format"] == "wav"
     r = client.post("/study/new/", {"name": "web2", "task": "generation", "db": "nope", "top_n": 1, "bottom_n": 1,
                                     "n_queries": 1, "n_candidates": 5, "seed": 1, "ratings_per_page": 3,
-                                    "pages_per_participant": 2, "reservation_minutes": 20, "audio_format": "flac"})
+                                    "pages_per_participant": 2, "reservation_s": 1200, "audio_format": "flac"})
     assert r.status_code == 400 and "There is no MashupDB named nope." in r.content.decode()
 
 

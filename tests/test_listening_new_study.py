@@ -19,7 +19,7 @@ from listening.models import Study
 pytest_plugins = ["tests.test_listening_world"]  # its fixtures: world
 
 FORM = {"task": "generation", "db": "alpha", "top_n": 1, "bottom_n": 1, "n_queries": 30, "n_candidates": 180,
-        "seed": 1, "ratings_per_page": 3, "pages_per_participant": 2, "reservation_minutes": 20,
+        "seed": 1, "ratings_per_page": 3, "pages_per_participant": 2, "reservation_s": 1200,
         "audio_format": "flac"}
 
 

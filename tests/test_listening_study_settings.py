@@ -17,7 +17,7 @@ from listening.studies import StudySettings
 pytest_plugins = ["tests.test_listening_world"]  # its fixtures: world
 
 BASE = {"task": "generation", "db": "alpha", "top_n": 1, "bottom_n": 1, "n_queries": 1, "n_candidates": 5,
-        "seed": 1, "ratings_per_page": 3, "pages_per_participant": 2, "reservation_minutes": 20,
+        "seed": 1, "ratings_per_page": 3, "pages_per_participant": 2, "reservation_s": 1200,
         "audio_format": "flac"}
 CHOSEN = {"completion_url": "https://app.prolific.com/submissions/complete?cc={code}", "max_participants": 40,
           "client_limit": 3, "first_activity_s": 90, "gold_every": 10, "speed_share": 0.5,

@@ -7,6 +7,7 @@ Job row that people read in step with the run. One progress mechanism: a stage l
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -16,16 +17,15 @@ from datetime import timedelta
 from typing import Any, Callable
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Exists
 from django.utils import timezone
+from tqdm import tqdm
 
-from generation.errors import GenerationError
-from scoring.errors import ScoringError
+from config.errors import STAGE_ERRORS  # a job that raises one of these failed for a reason its user can act on
 from workbench.models import Job
 
-# The stage apps' exception families: a job that raises one of these failed for a reason its user can act on.
-STAGE_ERRORS: tuple[type[BaseException], ...] = (GenerationError, ScoringError)
+log = logging.getLogger(__name__)
 LOG_LINES = 40  # how many of a job's last log lines its row keeps
 
 
@@ -51,19 +51,26 @@ class JobReporter:
     """A stage's `on_progress(done, total, item)` callback and `say(line)` log sink for one job.
 
     Writes the row at most every `min_interval_s` seconds (and always at the last item), so a fast loop
-    does not hammer the database; checks for a cancel request at every write.
+    does not hammer the database; checks for a cancel request at every write. A job run from the command
+    line (`run_here(..., echo=...)`) also drives a tqdm bar and echoes its log lines from the same calls.
     """
 
-    def __init__(self, job_id: int, *, min_interval_s: float = 0.5) -> None:
+    def __init__(self, job_id: int, *, min_interval_s: float = 0.5, echo: Callable[[str], None] | None = None,
+                 label: str = "") -> None:
         self.job_id = job_id
         self.min_interval_s = min_interval_s
         self.lines: deque[str] = deque(maxlen=LOG_LINES)
         self._last = 0.0
         self.done = self.total = 0
         self.history: list[dict[str, float]] = []
+        self.echo = echo
+        self.bar = tqdm(desc=label or f"job {job_id}", unit="item", leave=False) if echo else None
 
     def __call__(self, done: int, total: int, item: str) -> None:
         self.done, self.total = done, total
+        if self.bar is not None:
+            self.bar.total, self.bar.n = total, done
+            self.bar.set_postfix_str(item[:40], refresh=True)
         now = time.monotonic()
         if done < total and now - self._last < self.min_interval_s:
             return
@@ -82,6 +89,12 @@ class JobReporter:
     def say(self, line: str) -> None:
         self.lines.append(line.rstrip())
         Job.objects.filter(pk=self.job_id).update(log="\n".join(self.lines))
+        if self.echo is not None:
+            (self.bar.write if self.bar is not None else self.echo)(line.rstrip())
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
     def check_cancel(self) -> None:
         if Job.objects.filter(pk=self.job_id, cancel_requested=True).exists():
@@ -99,7 +112,10 @@ class Heartbeat(threading.Thread):
     def run(self) -> None:
         try:
             while not self.stopped.wait(settings.MASHLAB_JOB_HEARTBEAT_S):
-                Job.objects.filter(pk=self.job_id, state=Job.RUNNING).update(heartbeat_at=timezone.now())
+                try:
+                    Job.objects.filter(pk=self.job_id, state=Job.RUNNING).update(heartbeat_at=timezone.now())
+                except DatabaseError as exc:  # a busy SQLite file: the next beat tries again, the job goes on
+                    log.warning("job %d: heartbeat not written (%s)", self.job_id, exc)
         finally:
             connection.close()  # this thread's own connection
 
@@ -224,21 +240,44 @@ def _requeue(job: Job) -> dict:
     return {"requeued": str(result.id)}
 
 
-def run(job_id: int, body: Callable[[dict, JobReporter], dict]) -> dict:
+def run_here(stage: str, arguments: dict[str, Any], *, echo: Callable[[str], None] | None = None) -> Job:
+    """Run `stage` as a Job in this process (no worker needed) and return its finished row.
+
+    What the demo and the command line use so their runs appear in the job list like any other: the same
+    stage code and Job row as a queued run, with a tqdm bar and log lines on the terminal through `echo`.
+    A stage error is re-raised after the row records it; a MashupDB another job is writing is refused.
+    """
+    from workbench.tasks import BODIES
+
+    if stage not in BODIES:
+        raise WorkbenchError(f"unknown stage {stage!r}; choose one of {', '.join(sorted(BODIES))}")
+    job = Job.objects.create(stage=stage, arguments=arguments, mashupdb=writes_db(stage, arguments))
+    run(job.pk, BODIES[stage], echo=echo, wait=False)
+    job.refresh_from_db()
+    return job
+
+
+def run(job_id: int, body: Callable[[dict, JobReporter], dict], *, echo: Callable[[str], None] | None = None,
+        wait: bool = True) -> dict:
     """Run one job's stage `body(arguments, reporter) -> outputs` inside a task, keeping its row in step.
 
     A job whose MashupDB another running job writes is not started: it goes back on the queue (deferred by
     MASHLAB_JOB_REQUEUE_S seconds) and stays queued, so two jobs on one MashupDB run one after the other.
+    Without a queue to go back to (`wait=False`, a run in this process) that is a WorkbenchError instead.
     """
     reap()
     job = Job.objects.get(pk=job_id)
     started = _claim(job_id, job.mashupdb)
     job.refresh_from_db()
     if not started:
-        if job.state == Job.QUEUED:  # its MashupDB is busy
+        if job.state == Job.QUEUED and wait:  # its MashupDB is busy
             return _requeue(job)
+        if job.state == Job.QUEUED:
+            Job.objects.filter(pk=job_id).update(state=Job.CANCELLED, finished_at=timezone.now(),
+                                                 error=f"MashupDB {job.mashupdb} is being written by another job.")
+            raise WorkbenchError(f"MashupDB {job.mashupdb} is being written by another job; try again when it ends")
         return {"skipped": job.state}  # cancelled before it started, or already run
-    reporter = JobReporter(job_id)
+    reporter = JobReporter(job_id, echo=echo, label=job.stage)
     beat = Heartbeat(job_id)
     beat.start()
     try:
@@ -254,6 +293,7 @@ def run(job_id: int, body: Callable[[dict, JobReporter], dict]) -> dict:
         raise
     finally:
         beat.stop()
+        reporter.close()
     total = max(reporter.total, reporter.done)
     Job.objects.filter(pk=job_id).update(state=Job.DONE, finished_at=timezone.now(), done=total, total=total,
                                          outputs=outputs, heartbeat_at=timezone.now())

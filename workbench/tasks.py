@@ -61,30 +61,70 @@ def _score(a: dict, rep: jobs.JobReporter) -> dict:
 
 
 def _train(a: dict, rep: jobs.JobReporter) -> dict:
+    """Train one system; `crops` back-to-back crops per candidate (the README's small CPU recipe uses 8)."""
     from scoring.features import FeatureConfig
 
     rep(0, 1, f"training {a.get('name') or a['arch']}")
     recipe = a.get("recipe", "default")
     cfg = FeatureConfig.paper() if recipe == "paper" else FeatureConfig.pitch_band() if recipe == "pitch_band" \
         else FeatureConfig()
+    offsets = [k * cfg.crop_s for k in range(max(1, int(a.get("crops", 1))))]
     system = scoring.train(db_name=a["db"], arch=a["arch"], lsro=bool(a.get("lsro")), epochs=int(a["epochs"]),
                            seed=int(a.get("seed", 0)), name=a.get("name"), width=float(a.get("width", 1.0)),
-                           config=cfg, progress=False, on_epoch=rep.epoch)
+                           config=cfg, crop_offsets_s=offsets, batch_size=int(a.get("batch_size", 16)),
+                           progress=False, on_epoch=rep.epoch)
     rep(1, 1, system.name)
     return {"system": system.name, "history": rep.history, "links": [["systems", reverse("scoring:systems")]]}
 
 
 def _generate(a: dict, rep: jobs.JobReporter) -> dict:
-    from generation.candidates import generate
+    """Draw `count` new candidates, or (with `total`) top the MashupDB up to `total` of that condition."""
+    from generation.candidates import generate, top_up
 
+    links = [[f"candidates of {a['db']}", reverse("generation:candidates", args=[a["db"]])]]
+    acc, vocal = a.get("accompaniment_db") or None, a.get("vocal_id") or None
+    if a.get("total"):
+        rep(0, 1, f"topping {a['condition']} up to {a['total']} candidates")
+        held = top_up(db_name=a["db"], condition=a["condition"], total=int(a["total"]), seed=int(a.get("seed", 0)),
+                      accompaniment_db=acc, vocal_id=vocal)
+        rep.say(f"{held} of {a['total']} {a['condition']} candidates held" + (" (no more qualify)"
+                                                                             if held < int(a["total"]) else ""))
+        rep(1, 1, "stored")
+        return {"db": a["db"], "held": held, "links": links}
     rep(0, 1, f"drawing {a['count']} {a['condition']} candidates")
     report = generate(db_name=a["db"], condition=a["condition"], count=int(a["count"]), seed=int(a.get("seed", 0)),
-                      accompaniment_db=a.get("accompaniment_db") or None)
+                      accompaniment_db=acc, vocal_id=vocal)
     rep.say(f"{len(report.created)} created, {report.existing} already stored, "
             f"{report.skipped_seeds} vocal seeds skipped (nothing qualified)")
     rep(1, 1, "stored")
-    return {"db": a["db"], "created": len(report.created), "existing": report.existing,
-            "links": [[f"candidates of {a['db']}", reverse("generation:candidates", args=[a["db"]])]]}
+    return {"db": a["db"], "created": len(report.created), "existing": report.existing, "links": links}
+
+
+def _songs(a: dict, rep: jobs.JobReporter) -> dict:
+    """Generated test songs (stems, mix and ground truth) into `folder`: the demo's stand-in for uploads."""
+    from generation.synth_songs import demo_song_specs, render_songs
+
+    specs = demo_song_specs(count=int(a["count"]), seed=int(a["seed"]), seconds=float(a.get("seconds", 30.0)))
+    rep(0, len(specs), f"rendering {len(specs)} songs into {a['folder']}")
+    songs = render_songs(specs, Path(a["folder"]), progress=False)
+    rep(len(songs), len(specs), "rendered")
+    return {"folder": a["folder"], "paths": [str(s.mix_path) for s in songs]}
+
+
+def _studies(a: dict, rep: jobs.JobReporter) -> dict:
+    """Design and open the demo's generation and retrieval studies (listening.studies.build_demo_studies)."""
+    from listening.studies import build_demo_studies
+
+    rep(0, 1, "designing the demo studies")
+    made = build_demo_studies(generation_db=a["generation_db"], retrieval_query_db=a.get("retrieval_query_db"),
+                              retrieval_candidate_db=a.get("retrieval_candidate_db"), top_n=int(a.get("top_n", 3)),
+                              bottom_n=int(a.get("bottom_n", 3)), n_queries=int(a.get("n_queries", 4)),
+                              seed=int(a.get("seed", 0)))
+    for study in made:
+        rep.say(f"study {study.name} ({study.task}): {study.state}")
+    rep(1, 1, "opened")
+    return {"studies": [s.pk for s in made],
+            "links": [[f"dashboard ({s.task})", reverse("listening:dashboard", args=[s.pk])] for s in made]}
 
 
 def _evaluate(a: dict, rep: jobs.JobReporter) -> dict:
@@ -115,6 +155,11 @@ def _rank(a: dict, rep: jobs.JobReporter) -> dict:
     return {"db": ranking.db, "system": system.name, "vocal": vocal, "pairs": ranking.n_pairs,
             "candidates": [c.id for c in report.candidates], "scores": [p.score for p in ranking.pairs[:top]],
             "links": [["ranking", reverse("workbench:rank_result", args=[rep.job_id])]]}
+
+
+BODIES = {"ingest": _ingest, "generate": _generate, "evaluate": _evaluate, "render": _render, "score": _score,
+          "train": _train, "rank": _rank, "songs": _songs, "studies": _studies}
+"""Each stage's body `(arguments, reporter) -> outputs`: what its task runs in a worker and run_here runs here."""
 
 
 @task()
@@ -152,5 +197,16 @@ def train_task(job_id: int) -> dict:
     return jobs.run(job_id, _train)
 
 
+@task()
+def songs_task(job_id: int) -> dict:
+    return jobs.run(job_id, _songs)
+
+
+@task()
+def studies_task(job_id: int) -> dict:
+    return jobs.run(job_id, _studies)
+
+
 TASKS = {"ingest": ingest_task, "generate": generate_task, "evaluate": evaluate_task, "render": render_task,
-         "score": score_task, "train": train_task, "rank": rank_task}
+         "score": score_task, "train": train_task, "rank": rank_task, "songs": songs_task, "studies": studies_task}
+"""Each stage's task: what `jobs.launch` enqueues for a worker."""

@@ -26,7 +26,9 @@ class Command(BaseCommand):
         parser.add_argument("--clips-per-file", type=int, default=1,
                             help="Clips per file (default 1): with auto the N best non-overlapping windows, "
                                  "with start N consecutive ones.")
-        parser.add_argument("--jobs", type=int, default=2, help="Processes for analysis (default 2).")
+        parser.add_argument("--jobs", type=int, default=1,
+                            help="Dask workers for separation and analysis: N > 1 starts a local cluster, "
+                                 "MASHLAB_DASK_SCHEDULER names a shared one (default 1: in this process).")
         parser.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
 
     def handle(self, *args, **opts):

@@ -41,8 +41,8 @@ class Command(BaseCommand):
                             help=setting_help("ratings_per_page"))
         parser.add_argument("--pages-per-participant", type=int, default=defaults.pages_per_participant,
                             help=setting_help("pages_per_participant"))
-        parser.add_argument("--reservation-minutes", type=float, default=defaults.reservation_minutes,
-                            help=setting_help("reservation_minutes"))
+        parser.add_argument("--reservation-s", type=int, default=defaults.reservation_s,
+                            help=setting_help("reservation_s"))
         parser.add_argument("--require-full-play", action="store_true", help=setting_help("require_full_play"))
         parser.add_argument("--audio", dest="audio_format", choices=list(STIMULUS_FORMATS),
                             default=defaults.audio_format, help=setting_help("audio_format"))
