@@ -49,6 +49,20 @@ def stems_folder(folder: Path, *, count: int, seed: int, seconds: float, take: i
     return link_stems_folders(songs[:take], folder)
 
 
+def mix_files(folder: Path, *, count: int, seed: int, seconds: float) -> list[Path]:
+    """Render (or reuse from the cache) `count` songs and link each one's mix into `folder` as
+    `<song name>.wav` (what a user would upload); returns the links in song order."""
+    cache = test_cache_root() / f"songs-seed{seed}-n{count}-{seconds:g}s"
+    songs = render_songs(demo_song_specs(count=count, seed=seed, seconds=seconds), cache, progress=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    links = []
+    for song in songs:
+        link = folder / f"{song.name}.wav"
+        link.symlink_to(song.out_dir / "mix.wav")
+        links.append(link)
+    return links
+
+
 def _set_dir() -> Path:
     return test_cache_root() / f"songs-seed{SONG_SET_SEED}-n{SONG_SET_COUNT}-{SONG_SET_SECONDS:g}s"
 

@@ -8,10 +8,10 @@ from listening import services
 from listening.models import Assignment, Delivery, PageResponse, Participant, Rating, Study
 from listening.quality import QualityRules
 from tests.browser import CHROMIUM, NO_CHROMIUM
+from tests.rater import ASPECTS, begin, fill, scores_for
 from tests.test_listening_world import build_world
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
-ASPECTS = ("harmony", "rhythm", "timbre", "innovation", "overall")
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=NO_CHROMIUM)
 
@@ -26,27 +26,7 @@ def live_study(transactional_db, settings):
 
 
 def _begin(page, live_server, study, pid):
-    page.goto(f"{live_server.url}/study/s/{study.public_token}/?PROLIFIC_PID={pid}")
-    page.get_by_label("I have read the information above and agree to take part.").check()
-    page.get_by_role("button", name="Start").click()
-    page.get_by_role("radiogroup", name="Do you listen to music every day?").get_by_label("Yes").check()
-    page.get_by_role("radiogroup", name="Have you ever produced music (recorded, mixed or composed)?") \
-        .get_by_label("No").check()
-    page.get_by_role("button", name="Continue").click()
-
-
-def _fill(page, scores: dict[str, int], heard: str):
-    """Rate through the accessible names only: radiogroup 'Clip n · Aspect', radio 'k word'."""
-    for field, value in scores.items():
-        clip, aspect = field.split("_")
-        group = page.get_by_role("radiogroup", name=f"Clip {clip[-1]} · {aspect.capitalize()}")
-        group.get_by_role("radio", name=str(value), exact=False).first.check()
-    page.get_by_role("radiogroup", name="Have you heard this vocal melody before?").get_by_label(
-        heard.capitalize()).check()
-
-
-def _scores_for(page_number: int, salt: int = 0) -> dict[str, int]:
-    return {f"clip{n}_{a}": 1 + (page_number + n + i + salt) % 5 for n in (1, 2) for i, a in enumerate(ASPECTS)}
+    begin(page, f"{live_server.url}/study/s/{study.public_token}/?PROLIFIC_PID={pid}")
 
 
 def test_a_participant_resumes_after_a_refresh_and_a_double_click_stores_once(browser, live_server, live_study):
@@ -60,7 +40,7 @@ def test_a_participant_resumes_after_a_refresh_and_a_double_click_stores_once(br
         token = page.url.rstrip("/").split("/")[-1]
         held = Assignment.objects.get(participant__token=token, state="reserved")
         if number == 2:  # refresh mid-study (answers half filled): the same page comes back, answers kept
-            _fill(page, {"clip1_harmony": 1, "clip2_timbre": 4}, "yes")
+            fill(page, {"clip1_harmony": 1, "clip2_timbre": 4}, "yes")
             page.wait_for_function("document.getElementById('save-status').textContent === 'Saved.'")
             page.reload()
             assert page.locator("h1").inner_text() == "Page 2 of 3"
@@ -71,8 +51,8 @@ def test_a_participant_resumes_after_a_refresh_and_a_double_click_stores_once(br
                 "radio", name="4", exact=False).first.is_checked()
             assert page.get_by_role("radiogroup", name="Have you heard this vocal melody before?").get_by_label(
                 "Yes").is_checked()
-        scores = _scores_for(number)
-        _fill(page, scores, "yes" if number == 3 else "no")
+        scores = scores_for(number)
+        fill(page, scores, "yes" if number == 3 else "no")
         given[held.page_id] = scores
         page.locator("#submit-page").dblclick()
         page.wait_for_load_state("load")
@@ -117,7 +97,7 @@ def test_three_browsers_rate_until_every_page_has_three_ratings(browser, live_se
                 page.get_by_role("link", name="Try again").click()
                 page.wait_for_load_state("load")
                 continue
-            _fill(page, _scores_for(rounds, i), "no")
+            fill(page, scores_for(rounds, i), "no")
             page.locator("#submit-page").press("Enter")  # keyboard only
             page.wait_for_load_state("load")
     for page_row in live_study.pages.all():
@@ -158,7 +138,7 @@ def test_chromium_plays_the_served_wav_clips_to_the_end_and_only_then_unlocks_th
         played = page.locator(f'audio[data-clip="{n}"]').evaluate(PLAY_TO_END)
         assert played["ended"] and abs(played["duration"] - 1.0) < 0.05, played  # the world's clips last 1 s
         assert page.locator(f'fieldset.rating[data-clip="{n}"] input').first.is_enabled()
-    _fill(page, _scores_for(1), "no")
+    fill(page, scores_for(1), "no")
     page.locator("#submit-page").click()
     page.wait_for_selector("#completion-code")
     response = PageResponse.objects.get(assignment__participant__external_id="F-1")
@@ -201,7 +181,7 @@ def test_a_prolific_style_study_end_to_end(browser, live_server, transactional_d
             page.wait_for_selector("h1:has-text('Page')")
             token = page.url.rstrip("/").split("/")[-1]
             a = Assignment.objects.select_related("page").get(participant__token=token, state="reserved")
-            scores = _scores_for(number)
+            scores = scores_for(number)
             if a.page.kind == "gold":
                 orig = next(s.position for s in a.page.stimuli.select_related("candidate")
                             if s.candidate.condition == "original")
@@ -209,7 +189,7 @@ def test_a_prolific_style_study_end_to_end(browser, live_server, transactional_d
                 good, bad = (5, 1) if kind != "careless" else (1, 5)
                 scores = {f"clip{n}_{asp}": good if n == shown else bad for n in (1, 2) for asp in ASPECTS}
             if kind == "honest" and number == 1:
-                _fill(page, scores, "no")
+                fill(page, scores, "no")
                 page.wait_for_function("document.getElementById('save-status').textContent === 'Saved.'")
                 page.reload()
                 for field, value in scores.items():
@@ -217,7 +197,7 @@ def test_a_prolific_style_study_end_to_end(browser, live_server, transactional_d
                     assert page.get_by_role("radiogroup", name=f"Clip {clip[-1]} · {aspect.capitalize()}") \
                         .get_by_role("radio", name=str(value), exact=False).first.is_checked(), field
             else:
-                _fill(page, scores, "no")
+                fill(page, scores, "no")
             if kind != "speeder":
                 page.wait_for_timeout(2100)  # both 1 s clips' worth of listening
             page.locator("#submit-page").click()

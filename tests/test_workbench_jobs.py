@@ -10,79 +10,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
-import subprocess
-import sys
 import time
-from pathlib import Path
-from typing import cast
 
 import pytest
-import requests
 
-from config.pgtemp import free_port
 from tests.fixtures_songs import stems_folder
+from tests.live_site import Site, stop
 
-REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
 SONGS = dict(count=16, seed=22, seconds=30.0, take=2)  # a cached set (test_rank's); 2 songs of 30 s
-
-
-class Site:
-    """One mashlab instance on its own SQLite file and MEDIA_ROOT, driven through manage.py."""
-
-    songs: Path  # set by the site fixture
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.db = root / "mashlab.sqlite3"
-        self.env = {**os.environ, "DATABASE_URL": f"sqlite:///{self.db}", "MEDIA_ROOT": str(root / "media"),
-                    "MASHLAB_DATA_DIR": str(root), "DJANGO_SETTINGS_MODULE": "config.settings",
-                    "MASHLAB_LOG_LEVEL": "ERROR", "MASHLAB_JOB_HEARTBEAT_S": "1", "MASHLAB_JOB_STALE_S": "60",
-                    "MODEL_PATH": os.environ.get("MODEL_PATH", str(REPO / "data" / "pretrained_models"))}
-        self.env.pop("DJANGO_DEBUG", None)
-
-    def manage(self, *args: str, timeout: float = 300, stderr: bool = False) -> str:
-        out = subprocess.run([sys.executable, str(REPO / "manage.py"), *args], env=self.env, cwd=REPO,
-                             capture_output=True, text=True, timeout=timeout)
-        assert out.returncode == 0, f"manage.py {' '.join(args[:2])} failed:\n{out.stderr[-3000:]}"
-        return out.stderr if stderr else out.stdout
-
-    def shell(self, code: str) -> object:
-        """Run `code` in `manage.py shell`; it prints one JSON value, returned here."""
-        return json.loads(self.manage("shell", "-c", code).strip().splitlines()[-1])
-
-    def launch(self, stage: str, arguments: dict) -> int:
-        return cast(int, self.shell(f"from workbench.jobs import launch; print(launch({stage!r}, {arguments!r}).pk)"))
-
-    def worker(self, *args: str) -> subprocess.Popen:
-        log = open(self.root / f"worker-{time.monotonic_ns()}.log", "wb")
-        return subprocess.Popen([sys.executable, str(REPO / "manage.py"), "db_worker", "--interval", "0.2", *args],
-                                env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def run_worker_until_idle(self, timeout: float = 300) -> None:
-        """`db_worker --batch`: runs every queued task, then exits."""
-        self.manage("db_worker", "--batch", "--interval", "0", timeout=timeout)
-
-    def job(self, pk: int) -> dict:
-        with sqlite3.connect(self.db, timeout=30) as con:
-            con.row_factory = sqlite3.Row
-            return dict(con.execute("select * from workbench_job where id = ?", (pk,)).fetchone())
-
-    def scalar(self, sql: str, *params) -> object:
-        with sqlite3.connect(self.db, timeout=30) as con:
-            return con.execute(sql, params).fetchone()[0]
-
-    def wait_for(self, pk: int, predicate, *, timeout: float = 180, proc: subprocess.Popen | None = None) -> dict:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            row = self.job(pk)
-            if predicate(row):
-                return row
-            if proc is not None and proc.poll() is not None:
-                pytest.fail(f"the worker exited ({proc.returncode}) with job {pk} {row['state']}")
-            time.sleep(0.1)
-        pytest.fail(f"job {pk} did not get there in {timeout} s: {self.job(pk)}")
 
 
 @pytest.fixture(scope="module")
@@ -152,66 +87,45 @@ def test_a_job_whose_worker_is_killed_is_reaped_failed_and_a_retry_completes_sto
     assert rows == distinct == SONGS["take"]
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium")
-def test_the_job_page_in_chromium_shows_render_and_score_launched_from_their_forms_reach_100_percent(site):
-    playwright_sync = pytest.importorskip("playwright.sync_api")
+def test_the_job_page_in_chromium_shows_render_and_score_launched_from_their_forms_reach_100_percent(site, browser):
     if not site.scalar("select count(*) from generation_mashupdb where name = 'wb'"):  # run alone: the command
         site.manage("ingest", str(site.songs), "--db", "wb", "--separator", "stems", "--jobs", "1", "--no-progress")
     site.manage("generate", "--db", "wb", "--condition", "original", "--count", "2", "--seed", "1")
     site.shell("from django.contrib.auth.models import User; "
                "User.objects.create_superuser('boss', 'b@example.org', 'pw-for-the-test-1'); print(1)")
-    port = free_port()
-    log = open(site.root / "gunicorn.log", "wb")
-    server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", "python:config.gunicorn_conf",
-                               "config.wsgi", "-b", f"127.0.0.1:{port}", "--workers", "1", "--threads", "8"],
-                              env=site.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    server, base = site.server()
     worker = None
     try:
-        end = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, (site.root / "gunicorn.log").read_text()[-2000:]
-            try:
-                requests.get(base + "/admin/login/", timeout=30)
-                break
-            except requests.RequestException:
-                assert time.monotonic() < end, "gunicorn did not answer within two minutes"
-                time.sleep(0.2)
-        with playwright_sync.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-            page = browser.new_page()
-            page.goto(base + "/admin/login/?next=/work/launch/render/")
-            page.fill("#id_username", "boss")
-            page.fill("#id_password", "pw-for-the-test-1")
-            page.click("input[type=submit]")
-            page.select_option("#id_db", "wb")
-            page.click("#launch")
-            page.wait_for_url("**/work/jobs/*/")
-            assert page.text_content("#state") == "queued"
-            assert page.get_attribute("#bar", "value") == "0"
-            worker = site.worker()  # the page keeps polling; the bar moves once a worker takes the job
-            page.wait_for_function("document.getElementById('state').textContent === 'done'", timeout=120_000)
-            assert page.text_content("#percent") == "100 %"
-            assert page.get_attribute("#bar", "value") == "100"
-            assert page.text_content("#count") == "2 / 2"
-            assert "2 candidates rendered" in page.text_content("#log")
-            assert page.locator("#links a").first.text_content() == "candidates of wb"
-            assert page.is_disabled("#cancel") and not page.is_disabled("#retry")
-            page.goto(base + "/work/launch/score/")  # the same worker scores them with the AMU baseline
-            page.select_option("#id_system", "amu")
-            page.select_option("#id_db", "wb")
-            page.click("#launch")
-            page.wait_for_url("**/work/jobs/*/")
-            page.wait_for_function("document.getElementById('state').textContent === 'done'", timeout=120_000)
-            assert page.text_content("#percent") == "100 %" and page.text_content("#count") == "2 / 2"
-            page.goto(base + "/work/")
-            assert "Nothing runs now." in page.text_content("main")
-            browser.close()
+        page = browser.new_page()
+        page.goto(base + "/admin/login/?next=/work/launch/render/")
+        page.fill("#id_username", "boss")
+        page.fill("#id_password", "pw-for-the-test-1")
+        page.click("input[type=submit]")
+        page.select_option("#id_db", "wb")
+        page.click("#launch")
+        page.wait_for_url("**/work/jobs/*/")
+        assert page.text_content("#state") == "queued"
+        assert page.get_attribute("#bar", "value") == "0"
+        worker = site.worker()  # the page keeps polling; the bar moves once a worker takes the job
+        page.wait_for_function("document.getElementById('state').textContent === 'done'", timeout=120_000)
+        assert page.text_content("#percent") == "100 %"
+        assert page.get_attribute("#bar", "value") == "100"
+        assert page.text_content("#count") == "2 / 2"
+        assert "2 candidates rendered" in page.text_content("#log")
+        assert page.locator("#links a").first.text_content() == "candidates of wb"
+        assert page.is_disabled("#cancel") and not page.is_disabled("#retry")
+        page.goto(base + "/work/launch/score/")  # the same worker scores them with the AMU baseline
+        page.select_option("#id_system", "amu")
+        page.select_option("#id_db", "wb")
+        page.click("#launch")
+        page.wait_for_url("**/work/jobs/*/")
+        page.wait_for_function("document.getElementById('state').textContent === 'done'", timeout=120_000)
+        assert page.text_content("#percent") == "100 %" and page.text_content("#count") == "2 / 2"
+        page.goto(base + "/work/")
+        assert "Nothing runs now." in page.text_content("main")
         assert site.scalar("select count(*) from generation_candidate where mix_path != ''") == 2
         assert site.scalar("select count(*) from scoring_score s join scoring_system y on s.system_id = y.id "
                            "where y.name = 'amu'") == 2
     finally:
-        for proc in (worker, server):
-            if proc is not None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=30)
+        stop(worker)
+        stop(server)
