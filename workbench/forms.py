@@ -8,7 +8,8 @@ from django import forms
 
 from generation.conditions import Condition
 from generation.ingest import SEGMENTS, SEPARATORS
-from generation.models import Candidate, MashupDB
+from generation.models import Candidate, Clip, MashupDB
+from scoring.amu import VARIANTS as AMU_VARIANTS
 from scoring.models import System
 from scoring.nets import ARCHITECTURES
 
@@ -19,6 +20,19 @@ def _set_choices(form: forms.Form, name: str, choices: list[tuple[str, str]]) ->
 
 def _dbs() -> list[tuple[str, str]]:
     return [(n, n) for n in MashupDB.objects.order_by("name").values_list("name", flat=True)]
+
+
+def _systems(*archs: str) -> list[tuple[str, str]]:
+    """Registered systems (of `archs`, or all) and the AMU rules, which register themselves on first use."""
+    qs = System.objects.filter(arch__in=archs) if archs else System.objects.all()
+    names = set(qs.values_list("name", flat=True)) | set(AMU_VARIANTS)
+    return [(n, n) for n in sorted(names)]
+
+
+def _clips() -> list[tuple[str, str]]:
+    """Every clip as "db / clip name (id)": the id tells apart clips of one song (several per file)."""
+    rows = Clip.objects.order_by("db__name", "name", "id").values_list("id", "db__name", "name")
+    return [(str(pk), f"{db} / {name} ({pk})") for pk, db, name in rows]
 
 
 def _conditions() -> list[tuple[str, str]]:
@@ -53,8 +67,7 @@ class ScoreForm(RenderForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         del self.fields["force"]
-        names = set(System.objects.values_list("name", flat=True)) | {"amu", "amu_rhythm"}
-        _set_choices(self, "system", [(n, n) for n in sorted(names)])
+        _set_choices(self, "system", _systems())
 
 
 class GenerateForm(forms.Form):
@@ -81,8 +94,7 @@ class EvaluateForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         _set_choices(self, "db", _dbs())
-        names = set(System.objects.values_list("name", flat=True)) | {"amu", "amu_rhythm"}
-        _set_choices(self, "systems", [(n, n) for n in sorted(names)])
+        _set_choices(self, "systems", _systems())
 
 
 class IngestForm(forms.Form):
@@ -153,5 +165,26 @@ class TrainForm(forms.Form):
         _set_choices(self, "db", _dbs())
 
 
+class RankForm(forms.Form):
+    """Rank every qualifying pair of one vocal clip (scoring.retrieval) and store the top N as matched candidates.
+
+    Only the systems rank_pairs accepts are offered (premix factorised; postmix and AMU one pass per pair).
+    """
+
+    system = forms.ChoiceField(help_text="premix ranks fastest (factorised); postmix and AMU score pair by pair")
+    vocal = forms.TypedChoiceField(coerce=int, label="vocal clip", help_text="its pairs come from its MashupDB "
+                                                                             "unless an accompaniment MashupDB is set")
+    top = forms.IntegerField(min_value=1, max_value=100, initial=10, help_text="best pairs to store and show")
+    accompaniment_db = forms.ChoiceField(required=False, label="accompaniment MashupDB",
+                                         help_text="where the harmonic and percussion stems come from "
+                                                   "(default: the vocal's MashupDB)")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _set_choices(self, "system", _systems(System.Arch.PREMIX, System.Arch.POSTMIX, System.Arch.AMU))
+        _set_choices(self, "vocal", _clips())
+        _set_choices(self, "accompaniment_db", [("", "the vocal's MashupDB")] + _dbs())
+
+
 FORMS = {"ingest": IngestForm, "train": TrainForm, "render": RenderForm, "score": ScoreForm, "generate": GenerateForm,
-         "evaluate": EvaluateForm}
+         "evaluate": EvaluateForm, "rank": RankForm}

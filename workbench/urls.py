@@ -1,6 +1,6 @@
 from django.urls import path
 
-from workbench import views
+from workbench import rank_views, views
 
 app_name = "workbench"
 urlpatterns = [
@@ -13,4 +13,5 @@ urlpatterns = [
     path("db/<slug:name>/upload/", views.upload, name="upload"),
     path("db/<slug:name>/import/", views.import_folder, name="import"),
     path("launch/<slug:stage>/", views.launch, name="launch"),
+    path("rank/<int:pk>/", rank_views.rank_result, name="rank_result"),
 ]
