@@ -594,7 +594,7 @@ def _analyse_safely(path: str) -> dict | str:
 
 
 def analyse_clips(clips: list[PreparedClip], *, jobs: int = 1, progress: bool = True,
-                  client: Any = None) -> dict[str, Failure]:
+                  client: Any = None, on_clip: Callable[[str], None] | None = None) -> dict[str, Failure]:
     """Key, tempo, beats and downbeats for each clip (madmom); failures by uid.
 
     On the Dask `client`'s workers when given, else on a cluster from
@@ -604,7 +604,7 @@ def analyse_clips(clips: list[PreparedClip], *, jobs: int = 1, progress: bool = 
     """
     if client is None and jobs > 1 and len(clips) > 1:
         with dask_client(jobs) as own:
-            return analyse_clips(clips, progress=progress, client=own)
+            return analyse_clips(clips, progress=progress, client=own, on_clip=on_clip)
     failures: dict[str, Failure] = {}
     todo = list(clips)
     for clip in todo:
@@ -623,6 +623,8 @@ def analyse_clips(clips: list[PreparedClip], *, jobs: int = 1, progress: bool = 
                     clip.tempo_bpm, clip.beats = found["tempo_bpm"], found["beats"]
                     clip.downbeats, clip.beats_per_bar = found["downbeats"], found["beats_per_bar"]
             bar.update(1)
+            if on_clip is not None:
+                on_clip(str(clip.plan.source))
     return failures
 
 
@@ -634,8 +636,12 @@ def prepare_clips(
     jobs: int = 1,
     progress: bool = True,
     report: Callable[[Failure], None] = lambda f: None,
+    on_analysed: Callable[[str], None] | None = None,
 ) -> list[PreparedClip]:
     """Cut, separate and analyse; failed clips are reported and their staging folders removed.
+
+    `on_analysed(source)` is called as each clip's analysis ends (the last per-clip step), so a progress
+    bar moves during a long batch, not only once it is stored.
 
     Separation and analysis run on Dask (config.cluster) with `jobs` > 1 or
     MASHLAB_DASK_SCHEDULER set: one cluster for both, so each worker starts
@@ -663,7 +669,7 @@ def prepare_clips(
                 except (AudioError, ValueError) as exc:
                     failed[clip.plan.uid] = Failure(clip.plan.source, f"{clip.plan.source}: {exc}")
         failed.update(analyse_clips([c for c in prepared if c.plan.uid not in failed], progress=progress,
-                                    client=client))
+                                    client=client, on_clip=on_analysed))
     good = []
     for clip in prepared:
         if clip.plan.uid in failed:

@@ -65,8 +65,9 @@ def ingest_into_db(
     start; 'auto' separates each file whole and keeps its `clips_per_file`
     best non-overlapping windows (generation.segments). With `annotations_dir`
     the annotated verses and choruses are the clips, whatever `segment` says.
-    `on_progress(done, total, current item)` counts planned clips: 0 of N before
-    separation and analysis, then one per clip stored or failed.
+    `on_progress(done, total, current item)` counts two steps per planned clip
+    (of 2N): one as its analysis ends, one as it is stored (or fails); 0 until
+    separation, which runs as one batch, is over.
     """
     report = IngestReport()
 
@@ -106,10 +107,20 @@ def ingest_into_db(
                     fail(Failure(source, str(exc)))
         if not plans:
             return report
+        total = 2 * len(plans)
+        analysed = 0
+
+        def step(source: str) -> None:
+            nonlocal analysed
+            analysed += 1
+            if on_progress is not None:
+                on_progress(analysed, total, f"analysed {source}")
+
         if on_progress is not None:
-            on_progress(0, len(plans), "separating and analysing")
-        prepared = prepare_clips(plans, staging, separator=separator, jobs=jobs, progress=progress, report=fail)
-        settled = len(plans) - len(prepared)  # failed while cutting, separating or analysing
+            on_progress(0, total, "separating")
+        prepared = prepare_clips(plans, staging, separator=separator, jobs=jobs, progress=progress, report=fail,
+                                 on_analysed=step)
+        settled = total - len(prepared)  # every step but the storing of the clips that are ready
         for clip in prepared:
             try:
                 stored = _store(clip, db_name)
@@ -121,7 +132,7 @@ def ingest_into_db(
                          clip.plan.source, db_name, stored.key_label, stored.tempo_bpm, stored.duration_s)
             settled += 1
             if on_progress is not None:
-                on_progress(settled, len(plans), str(clip.plan.source))
+                on_progress(settled, total, f"stored {clip.plan.source}")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report

@@ -237,3 +237,22 @@ def test_a_stem_beyond_full_scale_scales_the_whole_clip_into_flac(tmp_path):
     back = {f: sf.read(str(folder / f), dtype="float32", always_2d=True)[0].T for _, _, f, _ in prepared.stems}
     assert np.max(np.abs(back["rest.flac"] - rest * gain)) < 1e-4
     assert np.max(np.abs(back["vocals.flac"] - vocal * gain)) < 1e-4  # every file took the same gain
+
+
+@pytest.mark.django_db(transaction=True)
+def test_progress_moves_as_each_clip_is_analysed_and_again_as_it_is_stored(few_songs, tmp_path, settings):
+    """Two steps per clip (of 2N): the bar a job page draws moves during the batch, not only at its end."""
+    from generation.services import ingest_into_db
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    root = tmp_path / "multitrack"
+    for song in few_songs[:2]:
+        (root / song.name).mkdir(parents=True)
+        for raw in ("vocals", "drums", "bass", "other"):
+            shutil.copy(song.stem_paths[raw], root / song.name / f"{raw}.wav")
+    calls: list[tuple[int, int, str]] = []
+    report = ingest_into_db([root], db_name="steps", separator="stems", progress=False, say=lambda line: None,
+                            on_progress=lambda done, total, item: calls.append((done, total, item)))
+    assert len(report.added) == 2
+    assert [c[:2] for c in calls] == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+    assert [c[2].split(" ")[0] for c in calls] == ["separating", "analysed", "analysed", "stored", "stored"]
