@@ -397,7 +397,15 @@ def evaluate(db_name: str, systems: Sequence[str], *, per_seed: int = 5, seed: i
     labels = np.array([label_of(c.condition) for c in test])
     groups = np.array([c.vocal_clip_id for c in test])
     if not (labels == POSITIVE).any() or not (labels == UNLABELED).any():
-        raise ScoringError(f"the test set of {db_name!r} needs original and matched candidates")
+        held = Candidate.objects.filter(db__name=db_name, condition=Condition.ORIGINAL.value).exclude(split="test")
+        if not (labels == POSITIVE).any() and held.exists():
+            why = (f"; each vocal seed's original is already a training candidate ({held.count()} of them), so "
+                   "none is left to test on: evaluate on a MashupDB kept aside for testing")
+        elif not (labels == UNLABELED).any():
+            why = "; no pair of its clips qualifies as matched (too few clips, or keys and tempi too far apart)"
+        else:
+            why = ""
+        raise ScoringError(f"the test set of {db_name!r} needs original and matched candidates{why}")
     rows = []
     for name in systems:
         system = get_system(name)
