@@ -67,19 +67,7 @@ class Site:
         proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", "python:config.gunicorn_conf",
                                  "config.wsgi", "-b", f"127.0.0.1:{port}", "--workers", "1", "--threads", str(threads)],
                                 env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        base = f"http://127.0.0.1:{port}"
-        end = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"gunicorn exited ({proc.returncode}):\n{self.log('gunicorn.log')}")
-            try:
-                requests.get(base + "/admin/login/", timeout=30)
-                return proc, base
-            except requests.RequestException:
-                if time.monotonic() > end:
-                    stop(proc)
-                    pytest.fail(f"gunicorn did not answer within two minutes:\n{self.log('gunicorn.log')}")
-                time.sleep(0.2)
+        return proc, wait_until_serving(proc, f"http://127.0.0.1:{port}", self.root / "gunicorn.log", 120)
 
     def log(self, name: str, chars: int = 3000) -> str:
         """The end of a log file in the site's folder ('' when absent)."""
@@ -105,6 +93,22 @@ class Site:
                 pytest.fail(f"the worker exited ({proc.returncode}) with job {pk} {row['state']}")
             time.sleep(0.1)
         pytest.fail(f"job {pk} did not get there in {timeout} s: {self.job(pk)}")
+
+
+def wait_until_serving(proc: subprocess.Popen, base: str, log: Path, timeout_s: float) -> str:
+    """`base` once the server answers its login page; the test fails with its log if it exits or stays silent."""
+    end = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"gunicorn exited ({proc.returncode}):\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            requests.get(base + "/admin/login/", timeout=30)
+            return base
+        except requests.RequestException:
+            if time.monotonic() > end:
+                stop(proc)
+                pytest.fail(f"gunicorn did not answer within {timeout_s:g} s:\n{log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.2)
 
 
 def stop(proc: subprocess.Popen | None) -> None:

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from config.pgtemp import free_port
+from tests.live_site import wait_until_serving
 
 REPO = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
@@ -33,18 +34,7 @@ def start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, str]:
     log = open(tmp_path / f"gunicorn-{port}.log", "wb")
     proc = subprocess.Popen([str(GUNICORN), "-c", CONF, "config.wsgi", "-b", f"127.0.0.1:{port}", *extra],
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"gunicorn exited: {(tmp_path / f'gunicorn-{port}.log').read_text()[-2000:]}")
-        try:
-            requests.get(base + "/admin/login/", timeout=5)
-            return proc, base
-        except requests.RequestException:
-            time.sleep(0.2)
-    stop(proc)
-    pytest.fail("gunicorn did not answer within a minute")
+    return proc, wait_until_serving(proc, f"http://127.0.0.1:{port}", tmp_path / f"gunicorn-{port}.log", 60)
 
 
 def stop(proc: subprocess.Popen) -> None:
