@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from generation.annotate_audio import analyse  # noqa: E402
-from generation.audio import load_audio  # noqa: E402
+from generation.audio import SR, load_audio  # noqa: E402
 from generation.separation import separate  # noqa: E402
 from generation.synth_songs import demo_song_specs, render_songs  # noqa: E402
 
@@ -45,10 +45,10 @@ def main() -> None:
         sep = time.perf_counter() - t0
         startup = max(0.0, one - sep / len(songs))
 
-        analyse(load_audio(mixes[0]), sr=44100)  # builds the madmom processors once
+        analyse(load_audio(mixes[0]), sr=SR)  # builds the madmom processors once
         t0 = time.perf_counter()
         for m in mixes:
-            analyse(load_audio(m), sr=44100)
+            analyse(load_audio(m), sr=SR)
         ana = time.perf_counter() - t0
 
     per = args.seconds / 30.0

@@ -101,6 +101,7 @@ from typing import Callable
 
 import numpy as np
 
+from generation.audio import SR
 from scoring.errors import ScoringError
 
 
@@ -133,7 +134,7 @@ SPECTRUM_N_FFT = 2048
 SPECTRUM_HOP = 512
 
 # amu front end, as the open-source code computes it
-PAPER_SR = 44100
+PAPER_SR = SR  # the same rate as the stems (generation.audio.SR)
 PAPER_N_FFT = 2048
 PAPER_HOP = 512
 PAPER_CHROMA_FILTER_SR = 22050  # librosa's default sr, which that code's chroma_stft call falls back to (deviation 5)
