@@ -10,10 +10,20 @@ ASPECTS = ("harmony", "rhythm", "timbre", "innovation", "overall")
 
 def begin(page: Any, entry_url: str) -> None:
     """Open a study's participant link, consent, start, and answer the questionnaire (daily listener, no
-    producer); the first page (or screening) is next."""
+    producer); the first page is next (with the headphone check on, `consent`, the check, then `questionnaire`)."""
+    consent(page, entry_url)
+    questionnaire(page)
+
+
+def consent(page: Any, entry_url: str) -> None:
+    """Open a study's participant link, consent and start: the headphone check (when on) or the questionnaire."""
     page.goto(entry_url)
     page.get_by_label("I have read the information above and agree to take part.").check()
     page.get_by_role("button", name="Start").click()
+
+
+def questionnaire(page: Any) -> None:
+    """Answer the questionnaire (daily listener, no producer) and go on."""
     page.get_by_role("radiogroup", name="Do you listen to music every day?").get_by_label("Yes").check()
     page.get_by_role("radiogroup", name="Have you ever produced music (recorded, mixed or composed)?") \
         .get_by_label("No").check()

@@ -95,12 +95,17 @@ def test_five_of_six_pass_and_four_fail():
 # --------------------------------------------------------------------------- the participant flow
 
 
-@pytest.fixture
-def screened_study(world):
+def design_screened_study(name: str = "phones") -> Study:
+    """An open study of the world's "alpha" database with the headphone check on (2 pages of 3 ratings each)."""
     study = services.design_generation_study(
-        name="phones", db_name="alpha", top_n=2, bottom_n=2, seed=11,
+        name=name, db_name="alpha", top_n=2, bottom_n=2, seed=11,
         study_settings=services.StudySettings(ratings_per_page=3, pages_per_participant=2, headphone_check=True))
     return services.set_state(study, Study.State.OPEN)
+
+
+@pytest.fixture
+def screened_study(world):
+    return design_screened_study()
 
 
 def _consent(client: Client, study: Study, pid: str = "") -> str:
@@ -109,7 +114,8 @@ def _consent(client: Client, study: Study, pid: str = "") -> str:
     return r["Location"].rstrip("/").split("/")[-1]
 
 
-def _key(token: str) -> list[int]:
+def screening_key(token: str) -> list[int]:
+    """The correct answers (1, 2 or 3 per trial) of a participant's screening, from the server side (their seed)."""
     return [t.answer for t in screening.trials(Participant.objects.get(token=token))]
 
 
@@ -149,7 +155,7 @@ def test_the_screening_comes_first_and_its_page_holds_no_answer_key(client, scre
         for word in ("quiet\"", "antiphase", "reference", str(Participant.objects.get(token=token).seed)):
             assert word not in html
         pages.append(re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", html.replace(token, "TOKEN")))
-    assert len({tuple(_key(t)) for t in tokens}) > 1  # different keys ...
+    assert len({tuple(screening_key(t)) for t in tokens}) > 1  # different keys ...
     assert len(set(pages)) == 1  # ... and the very same page: nothing in it depends on the key
     with pytest.raises(ParticipantError) as err:
         flow.current_assignment(Participant.objects.get(token=tokens[0]))
@@ -169,7 +175,7 @@ def test_each_sound_is_the_participants_own_trial_served_as_wav(client, screened
 
 def test_a_pass_goes_on_to_the_study_and_is_recorded_and_exported(client, screened_study):
     token = _consent(client, screened_study, pid="PASSER")
-    key = _key(token)
+    key = screening_key(token)
     almost = key[:5] + [key[5] % 3 + 1]
     r = client.post(f"/study/p/{token}/screening/", _answers(almost))
     assert r.status_code == 302
@@ -190,7 +196,7 @@ def test_a_pass_goes_on_to_the_study_and_is_recorded_and_exported(client, screen
 
 def test_a_failure_ends_the_session_politely_takes_no_ratings_and_is_recorded_as_an_exclusion(client, screened_study):
     token = _consent(client, screened_study, pid="SPEAKERS")
-    key = _key(token)
+    key = screening_key(token)
     wrong = [k % 3 + 1 for k in key]
     r = client.post(f"/study/p/{token}/screening/", _answers(wrong))
     assert r.status_code == 302
