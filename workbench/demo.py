@@ -17,6 +17,7 @@ from pathlib import Path
 from generation.conditions import UNMATCHED, Condition
 from generation.models import Candidate, Clip
 from generation.separation import available_models
+from scoring.errors import ScoringError
 from scoring.models import System
 from scoring.services import AMU_NAMES
 from workbench import jobs
@@ -107,7 +108,11 @@ class Demo:
         names = [n for n, _ in SYSTEMS] + list(AMU_NAMES)
         for name in names:
             self.stage("score", db=p.db, system=name)
-        table = self.stage("evaluate", db=p.db_b, systems=names, per_seed=3, seed=p.seed)
+        try:
+            table = self.stage("evaluate", db=p.db_b, systems=names, per_seed=3, seed=p.seed)
+        except ScoringError as exc:  # a small demo-b may hold no matched pair: the studies do not need Table 1
+            self.say(f"[demo] no Table 1 on {p.db_b}: {exc}")
+            return
         self.say(f"[demo] Table 1 on {p.db_b}: " + "; ".join(
             f"{r['system']} acc {'n/a' if r['accuracy'] is None else format(r['accuracy'], '.2f')} "
             f"rank {r['average_rank']:.2f}" for r in table.outputs["table1"]))
