@@ -212,11 +212,12 @@ def test_staff_only_and_only_rank_jobs(staff, world):
 
 
 @pytest.mark.django_db
-def test_chromium_shows_the_table_and_after_the_render_plays_the_mixes(browser, world, staff):
+def test_chromium_shows_the_table_and_after_the_render_plays_the_mixes(world, staff, request):
     """The page in a real browser after the button's render job ran. Its page and mixes are fetched with the
     Django test client first and handed to chromium by a route (no live server, so the module world stays in
     the test database; route handlers run in Playwright's greenlet, where this test's connection is not).
-    `browser` comes before `staff`: started after the login, it would lose the test's transaction."""
+    Chromium starts only once every database read is done: Django code run after Playwright starts no
+    longer sees this test's transaction (what it wrote would be committed and outlive the test)."""
     job = world["job"]
     url = reverse("workbench:rank_result", args=[job.pk])
     pressed = staff.post(url)
@@ -225,6 +226,8 @@ def test_chromium_shows_the_table_and_after_the_render_plays_the_mixes(browser, 
     html = page(staff, job)
     srcs = re.findall(r'<audio[^>]* src="([^"]+)"', html)
     answers = {url: (html.encode(), "text/html; charset=utf-8")} | {src: _fetch(staff, src) for src in srcs}
+    expected_s = Candidate.objects.get(pk=job.outputs["candidates"][0]).duration_s
+    browser = request.getfixturevalue("browser")
     context = browser.new_context()
     context.route("http://testserver/**", lambda route: _fulfil(route, answers))
     tab = context.new_page()
@@ -235,7 +238,7 @@ def test_chromium_shows_the_table_and_after_the_render_plays_the_mixes(browser, 
     seconds = players.first.evaluate(
         "a => new Promise((ok, no) => { a.onloadedmetadata = () => ok(a.duration); a.onerror = () => no(a.error);"
         " a.preload = 'auto'; a.load(); })")
-    assert abs(seconds - Candidate.objects.get(pk=job.outputs["candidates"][0]).duration_s) < 0.5
+    assert abs(seconds - expected_s) < 0.5
     context.close()
 
 

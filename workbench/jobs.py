@@ -89,8 +89,10 @@ class JobReporter:
     def say(self, line: str) -> None:
         self.lines.append(line.rstrip())
         Job.objects.filter(pk=self.job_id).update(log="\n".join(self.lines))
-        if self.echo is not None:
-            (self.bar.write if self.bar is not None else self.echo)(line.rstrip())
+        if self.echo is not None and self.bar is not None:
+            self.bar.clear()  # the line goes above the bar, not through it
+            self.echo(line.rstrip())
+            self.bar.refresh()
 
     def close(self) -> None:
         if self.bar is not None:
