@@ -41,7 +41,7 @@ def test_jobs_run_through_the_real_db_worker_one_ends_done_and_bad_input_ends_fa
     site.run_worker_until_idle()  # one worker runs both, one after the other
     job = site.job(pk)
     assert job["state"] == "done", job["error"]
-    assert job["total"] == job["done"] == SONGS["take"]
+    assert job["total"] == job["done"] == 2 * SONGS["take"]  # two steps per clip: analysed, stored
     assert json.loads(job["outputs"])["added"] == SONGS["take"]
     assert site.scalar("select count(*) from generation_clip c join generation_mashupdb d on c.db_id = d.id "
                        "where d.name = 'wb'") == SONGS["take"]
