@@ -168,6 +168,7 @@ def train(
     workers: int = 0,
     lr: float | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    transpose_semitones: float = 0.0,
 ) -> System:
     """Train one system on the non-test candidates of one or more MashupDBs and register its best epoch.
 
@@ -176,6 +177,8 @@ def train(
     over the same crops. Features stream from the feature store, so memory
     does not grow with the number of candidates. ``patience`` and ``lr``
     default to :mod:`scoring.training`'s (5 epochs, Adam 1e-4).
+    ``transpose_semitones``: shift all stems of each training example together
+    by up to that many semitones (:mod:`scoring.augment`; 0 = off).
     """
     from scoring.training import DEFAULT_LR, DEFAULT_PATIENCE, train_model
 
@@ -205,7 +208,7 @@ def train(
         batch_size=batch_size, feature_config=cfg, crop_offsets_s=offsets, progress=progress,
         balance_classes=balance_classes, device=device, workers=workers,
         patience=DEFAULT_PATIENCE if patience is None else patience, lr=DEFAULT_LR if lr is None else lr,
-        on_epoch=on_epoch,
+        on_epoch=on_epoch, transpose_semitones=transpose_semitones,
         arguments={"db": db_names[0] if len(db_names) == 1 else db_names, "name": name,
                    "n_candidates": len(cands)},
     )

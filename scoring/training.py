@@ -49,6 +49,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from scoring.augment import band_centres_hz, random_shifts, transpose
 from scoring.errors import ScoringError
 from scoring.examples import ArrayExamples, Examples
 from scoring.features import FeatureConfig
@@ -320,6 +321,7 @@ def train_model(
     workers: int = 0,
     mixed_precision: bool = True,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    transpose_semitones: float = 0.0,
 ) -> TrainResult:
     """Train ``arch`` for at most ``epochs`` epochs (counting resumed ones) and keep the best one.
 
@@ -333,6 +335,9 @@ def train_model(
     lower validation loss (0: run every epoch). ``balance_classes`` weighs the
     loss so that positives and negatives of the training split count equally.
     ``workers``: DataLoader worker processes (0 reads in this process).
+    ``transpose_semitones`` > 0 moves every training example's stems together
+    by a fresh seeded shift in ±that many semitones each epoch
+    (:mod:`scoring.augment`; validation examples are never shifted).
     """
     from tqdm.auto import tqdm
 
@@ -344,6 +349,8 @@ def train_model(
         raise ScoringError(f"lr must be positive, got {lr}")
     if patience < 0 or workers < 0:
         raise ScoringError(f"patience and workers must be ≥ 0, got {patience} and {workers}")
+    if not (0.0 <= transpose_semitones <= 12.0):
+        raise ScoringError(f"transpose_semitones must be in 0..12, got {transpose_semitones}")
     if examples is None:
         if features is None or labels is None or groups is None:
             raise ScoringError("give examples, or features with labels and groups")
@@ -363,7 +370,8 @@ def train_model(
     run_args = {
         "arch": arch, "width": width, "lsro": bool(lsro), "epochs": epochs, "seed": seed, "lr": lr,
         "batch_size": batch_size, "val_fraction": val_fraction, "balance_classes": bool(balance_classes),
-        "patience": patience, "crop_offsets_s": crop_offsets_s or [0.0], **(arguments or {}),
+        "patience": patience, "crop_offsets_s": crop_offsets_s or [0.0],
+        "transpose_semitones": float(transpose_semitones), **(arguments or {}),
     }
     run_args = json.loads(json.dumps(run_args, default=str))  # plain types only: checkpoints load weights_only
 
@@ -399,6 +407,7 @@ def train_model(
     save = dict(feature_config=feature_config, crop_offsets_s=run_args["crop_offsets_s"], extra=extra)
     best = _best_epoch(history)
     stopped_early = bool(history) and patience > 0 and int(history[-1]["epoch"]) - best >= patience
+    centres_hz = band_centres_hz(feature_config or FeatureConfig()) if transpose_semitones else None
     bar = tqdm(range(start_epoch, epochs), desc=f"train {arch}{'+lsro' if lsro else ''}",
                disable=not progress or stopped_early, unit="epoch")
     for epoch in bar:
@@ -409,8 +418,13 @@ def train_model(
         order = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
         batches = [b for b in _batches(order, batch_size) if len(b) >= 2]  # BatchNorm cannot train on one
         loss_sum, n_seen = 0.0, 0
+        shift_gen = torch.Generator().manual_seed(seed * 1000 + epoch + 1)
         for x, yb in _loader(examples, batches, workers=workers, device=dev):
-            x, yb = _finite(x).to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
+            x = _finite(x)
+            if centres_hz is not None:
+                x = transpose(x, random_shifts(len(x), max_semitones=transpose_semitones, generator=shift_gen),
+                              centres_hz)
+            x, yb = x.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
             with precision.autocast():
                 logits = model(x)
             loss = lsro_cross_entropy(logits.float(), yb, class_weights=weights)

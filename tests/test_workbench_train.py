@@ -28,7 +28,19 @@ def test_the_train_form_launches_a_job_with_its_options(staff):
     job = Job.objects.get()
     assert r.status_code == 302 and job.stage == "train" and job.mashupdb == "tr"
     assert job.arguments == {"db": "tr", "arch": "postmix", "lsro": True, "width": 0.25, "recipe": "pitch_band",
-                             "epochs": 3, "seed": 1}
+                             "epochs": 3, "seed": 1}  # blank patience and transposition: the stage's defaults
+
+
+def test_the_train_form_keeps_a_patience_of_zero_and_a_transposition(staff):
+    staff.post(reverse("workbench:launch", args=["train"]), {
+        "db": "tr", "arch": "premix", "width": "0.125", "recipe": "pitch_band", "epochs": "3", "seed": "0",
+        "patience": "0", "transpose_semitones": "6"})
+    assert Job.objects.get().arguments == {"db": "tr", "arch": "premix", "width": 0.125, "recipe": "pitch_band",
+                                           "epochs": 3, "seed": 0, "patience": 0, "transpose_semitones": 6.0}
+    r = staff.post(reverse("workbench:launch", args=["train"]), {
+        "db": "tr", "arch": "premix", "width": "0.125", "recipe": "pitch_band", "epochs": "3",
+        "transpose_semitones": "13"})
+    assert r.status_code == 200 and Job.objects.count() == 1  # out of range: the form again, no job
 
 
 def test_each_epoch_is_appended_to_the_jobs_outputs(staff):

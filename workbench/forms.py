@@ -157,6 +157,13 @@ class TrainForm(forms.Form):
     recipe = forms.ChoiceField(label="input", initial="default", choices=[
         ("default", "default"), ("paper", "the paper's 30 s, 22.05 kHz input"), ("pitch_band", "pitch band")])
     epochs = forms.IntegerField(min_value=1, max_value=1000, initial=10)
+    patience = forms.IntegerField(min_value=0, max_value=1000, initial=5, required=False,
+                                  help_text="stop after this many epochs without a lower validation loss "
+                                            "(0 = run every epoch); the best epoch is kept")
+    transpose_semitones = forms.FloatField(min_value=0.0, max_value=12.0, initial=0.0, required=False,
+                                           label="transpose",
+                                           help_text="augment: move all stems of each training example together by "
+                                                     "up to this many semitones (0 = off)")
     seed = forms.IntegerField(min_value=0, initial=0)
     name = forms.SlugField(required=False, help_text="system name (default arch, arch_lsro)")
 

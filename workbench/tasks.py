@@ -72,7 +72,9 @@ def _train(a: dict, rep: jobs.JobReporter) -> dict:
     system = scoring.train(db_name=a["db"], arch=a["arch"], lsro=bool(a.get("lsro")), epochs=int(a["epochs"]),
                            seed=int(a.get("seed", 0)), name=a.get("name"), width=float(a.get("width", 1.0)),
                            config=cfg, crop_offsets_s=offsets, batch_size=int(a.get("batch_size", 16)),
-                           progress=False, on_epoch=rep.epoch)
+                           progress=False, on_epoch=rep.epoch,
+                           patience=None if a.get("patience") in (None, "") else int(a["patience"]),
+                           transpose_semitones=float(a.get("transpose_semitones") or 0.0))
     rep(1, 1, system.name)
     return {"system": system.name, "history": rep.history, "links": [["systems", reverse("scoring:systems")]]}
 

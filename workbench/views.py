@@ -65,6 +65,12 @@ def job_retry(request, pk: int):
     return redirect("workbench:job", pk=new.pk)
 
 
+def _job_arguments(cleaned: dict) -> dict:
+    """A form's answers as a Job's arguments: blank and unticked fields are left to the stage's defaults,
+    while a number 0 (patience 0, seed 0) is kept as given."""
+    return {k: v for k, v in cleaned.items() if v is not False and v not in ("", None)}
+
+
 @staff_member_required
 def launch(request, stage: str):
     if stage not in FORMS:
@@ -73,7 +79,7 @@ def launch(request, stage: str):
         return HttpResponseNotAllowed(["GET", "POST"])
     form = FORMS[stage](request.POST or None, initial=request.GET or None)
     if request.method == "POST" and form.is_valid():
-        args = {k: v for k, v in form.cleaned_data.items() if v not in ("", None, False)}
+        args = _job_arguments(form.cleaned_data)
         job = jobs.launch(stage, args)
         return redirect("workbench:job", pk=job.pk)
     return render(request, "workbench/launch.html", {"form": form, "stage": stage})
@@ -116,7 +122,7 @@ def import_folder(request, name: str):
     db = get_object_or_404(MashupDB, name=name)
     form = ImportForm(request.POST or None, initial={"db": db.name})
     if request.method == "POST" and form.is_valid():
-        args = {k: v for k, v in form.cleaned_data.items() if v not in ("", None, False)}
+        args = _job_arguments(form.cleaned_data)
         job = jobs.launch("ingest", args)
         return redirect("workbench:job", pk=job.pk)
     return render(request, "workbench/launch.html", {"form": form, "stage": "ingest (server folder)"})

@@ -38,6 +38,9 @@ class Command(BaseCommand):
                             help="torch device, e.g. cpu or cuda (default: CUDA when present, mixed precision on it).")
         parser.add_argument("--workers", type=int, default=0,
                             help="DataLoader worker processes reading features from the store (default 0).")
+        parser.add_argument("--transpose", type=float, default=0.0, metavar="SEMITONES",
+                            help="Augment: move all stems of each training example together by a seeded random "
+                            "shift within ±SEMITONES each epoch (default 0 = off).")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **o):
@@ -53,7 +56,8 @@ class Command(BaseCommand):
             system = train(db_name=o["db"], arch=o["arch"], lsro=o["lsro"], epochs=o["epochs"], seed=o["seed"],
                            out_dir=o["out"], name=o["name"], width=o["width"], config=cfg,
                            batch_size=o["batch_size"], progress=not o["no_progress"], crop_offsets_s=offsets,
-                           patience=o["patience"], lr=o["lr"], device=o["device"], workers=o["workers"])
+                           patience=o["patience"], lr=o["lr"], device=o["device"], workers=o["workers"],
+                           transpose_semitones=o["transpose"])
         self.stdout.write(f"system {system.name} registered: {system.checkpoint_file}")
         metrics = system.metrics or {}
         if metrics.get("best"):
