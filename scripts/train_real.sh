@@ -4,6 +4,7 @@
 #   bash scripts/train_real.sh                 every track, 3 clips each (hours on 2 cores: see README)
 #   TRACKS=4 CLIPS=2 bash scripts/train_real.sh  a quick run on 4 tracks per package
 #   COMPARE=1 bash scripts/train_real.sh       also train on generated songs, and on both, and evaluate all
+#   TRANSPOSE=6 bash scripts/train_real.sh     PreMixNet trained with ±6 semitones of transposition augmentation
 #
 # Steps: setup (with the real-music packages) -> MashupDBs real-train / real-held (manage.py real_music,
 # split by package, clips chosen with --segment auto) -> candidates in the paper's thirds -> the four
@@ -22,6 +23,7 @@ EPOCHS=${EPOCHS:-30}
 WIDTH=${WIDTH:-0.125}
 DEVICE=${DEVICE:-}
 SEED=${SEED:-0}
+TRANSPOSE=${TRANSPOSE:-0}  # semitones of transposition augmentation for PreMixNet (premix, premix_lsro); 0 = off
 say() { printf '\033[1m[train_real]\033[0m %s\n' "$*"; }
 start=$(date +%s)
 
@@ -41,8 +43,9 @@ candidates() {  # DB: one original per clip, as many of each unmatched kind, as 
 train_four() {  # PREFIX DB...: the four systems trained on the DBs, into $OUT/PREFIX<system>
   local prefix=$1; shift
   for sys in premix postmix premix_lsro postmix_lsro; do
-    local arch=${sys%_lsro} lsro=""
+    local arch=${sys%_lsro} lsro="" transpose=0
     [ "$sys" != "$arch" ] && lsro="--lsro"
+    [ "$arch" = premix ] && transpose=$TRANSPOSE
     local name="${prefix}${sys}"
     if [ -f "$OUT/$name/checkpoint.json" ] && $M shell -c "from scoring.models import System; import sys; sys.exit(0 if System.objects.filter(name='$name').exists() else 1)"; then
       say "$name: trained already ($OUT/$name)"
@@ -50,7 +53,8 @@ train_four() {  # PREFIX DB...: the four systems trained on the DBs, into $OUT/P
     fi
     say "training $name on $* ($EPOCHS epochs at most, width $WIDTH, pitch-band, 8 crops of 3 s)"
     $M train --db "$@" --arch "$arch" $lsro --epochs "$EPOCHS" --seed "$SEED" --width "$WIDTH" --pitch-band \
-      --crop-offsets 0,3,6,9,12,15,18,21 --name "$name" --out "$OUT/$name" ${DEVICE:+--device "$DEVICE"}
+      --crop-offsets 0,3,6,9,12,15,18,21 --transpose "$transpose" --name "$name" --out "$OUT/$name" \
+      ${DEVICE:+--device "$DEVICE"}
   done
 }
 
