@@ -4,13 +4,13 @@
 #   bash scripts/train_real.sh                 every track, 3 clips each (hours on 2 cores: see README)
 #   TRACKS=4 CLIPS=2 bash scripts/train_real.sh  a quick run on 4 tracks per package
 #   COMPARE=1 bash scripts/train_real.sh       also train on generated songs, and on both, and evaluate all
-#   TRANSPOSE=6 bash scripts/train_real.sh     PreMixNet trained with ±6 semitones of transposition augmentation
+#   TRANSPOSE=0 bash scripts/train_real.sh     PreMixNet without its ±6 semitones of transposition augmentation
 #
 # Steps: setup (with the real-music packages) -> MashupDBs real-train / real-held (manage.py real_music,
 # split by package, clips chosen with --segment auto) -> candidates in the paper's thirds -> the four
 # systems with the README's CPU recipe (width 0.125, pitch-band input, 8 crops of 3 s, best epoch by
-# validation loss) into data/models/real/<system>/ -> Table 1 + R@k on real-held, also written to
-# data/models/real/table1.json. Every step skips what is already there.
+# validation loss, PreMixNet transposed by up to ±6 semitones) into data/models/real/<system>/ -> Table 1
+# + R@k on real-held, also written to data/models/real/table1.json. Every step skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --real-music
@@ -23,7 +23,7 @@ EPOCHS=${EPOCHS:-30}
 WIDTH=${WIDTH:-0.125}
 DEVICE=${DEVICE:-}
 SEED=${SEED:-0}
-TRANSPOSE=${TRANSPOSE:-0}  # semitones of transposition augmentation for PreMixNet (premix, premix_lsro); 0 = off
+TRANSPOSE=${TRANSPOSE:-6}  # semitones of transposition augmentation for PreMixNet (premix, premix_lsro); 0 = off
 say() { printf '\033[1m[train_real]\033[0m %s\n' "$*"; }
 start=$(date +%s)
 
