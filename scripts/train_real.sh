@@ -51,7 +51,7 @@ train_four() {  # PREFIX DB...: the four systems trained on the DBs, into $OUT/P
       say "$name: trained already ($OUT/$name)"
       continue
     fi
-    say "training $name on $* ($EPOCHS epochs at most, width $WIDTH, pitch-band, 8 crops of 3 s)"
+    say "training $name on $* ($EPOCHS epochs at most, width $WIDTH, pitch-band, 8 crops of 3 s, transposed ±$transpose semitones)"
     $M train --db "$@" --arch "$arch" $lsro --epochs "$EPOCHS" --seed "$SEED" --width "$WIDTH" --pitch-band \
       --crop-offsets 0,3,6,9,12,15,18,21 --transpose "$transpose" --name "$name" --out "$OUT/$name" \
       ${DEVICE:+--device "$DEVICE"}
