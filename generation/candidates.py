@@ -44,7 +44,8 @@ def clip_infos(clips: Iterable[Clip]) -> list[ClipInfo]:
     for clip in clips:
         stems = {s.name: s.file for s in clip.stems.all() if s.kind == Stem.Kind.ROLE}
         infos.append(ClipInfo(id=clip.id, key=Key.parse(clip.key_label), tempo_bpm=clip.tempo_bpm,
-                              downbeats=tuple(clip.downbeats), duration_s=clip.duration_s, stems=stems))
+                              downbeats=tuple(clip.downbeats), duration_s=clip.duration_s, stems=stems,
+                              recording=clip.source_sha256))
     return infos
 
 

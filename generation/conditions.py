@@ -43,7 +43,13 @@ Rules per condition (H = harmonic clip, P = percussion clip)
 
 The seed's own clip is never drawn as accompaniment outside ``original``
 (clip ids are unique across collections, so this also holds when the
-accompaniment comes from another collection).
+accompaniment comes from another collection), and neither is any other clip
+of the seed's recording (`ClipInfo.recording`: the source file's SHA-256): a
+mashup joins stems of different songs, and two excerpts of one recording
+(``ingest --clips-per-file``, verse and chorus) share its instruments, key and
+tempo, so a "matched" candidate built from them would be the original in all
+but name, and an unmatched one would teach the networks to tell sections of
+one song apart rather than songs.
 
 Randomness: :func:`draw_candidates` takes one seed; a master
 ``np.random.default_rng(seed)`` picks the vocal seeds and a per-candidate seed,
@@ -148,6 +154,8 @@ class ClipInfo:
     start, ascending (a clip without downbeats aligns on its start).
     `duration_s`: clip length in seconds. `stems`: role ('vocal' | 'harmonic'
     | 'percussion') → audio file; a clip lacking a role is never drawn for it.
+    `recording`: identity of the source recording (its SHA-256); clips of one
+    recording never accompany each other. Empty: the clip is its own recording.
     """
 
     id: int
@@ -156,6 +164,7 @@ class ClipInfo:
     downbeats: tuple[float, ...]
     duration_s: float
     stems: dict[str, Path] = field(default_factory=dict)
+    recording: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.key, Key):
@@ -175,6 +184,10 @@ class ClipInfo:
 
     def __hash__(self) -> int:  # the stems dict is unhashable; equal clips share their id
         return hash(self.id)
+
+    def same_recording(self, other: ClipInfo) -> bool:
+        """True for the clip itself and for any other excerpt of its recording."""
+        return other.id == self.id or (bool(self.recording) and other.recording == self.recording)
 
     @property
     def first_downbeat_s(self) -> float:
@@ -340,8 +353,8 @@ def qualifying_stems(seed_clip: ClipInfo, pool: Sequence[ClipInfo], *, condition
     """Every harmonic and percussion clip of `pool` that `seed_clip` may take under `condition`.
 
     For ``original`` this is the seed clip itself (when it has both stems).
-    Otherwise the seed's own clip is excluded and the rules of the module
-    docstring apply. Order follows `pool`, so the retrieval scorer can rank
+    Otherwise every clip of the seed's recording is excluded and the rules of
+    the module docstring apply. Order follows `pool`, so the retrieval scorer can rank
     every pair deterministically.
     """
     condition = Condition.parse(condition)
@@ -351,7 +364,7 @@ def qualifying_stems(seed_clip: ClipInfo, pool: Sequence[ClipInfo], *, condition
             harmonic=own if "harmonic" in seed_clip.stems else (),
             percussion=own if "percussion" in seed_clip.stems else (),
         )
-    others = [c for c in pool if c.id != seed_clip.id]
+    others = [c for c in pool if not seed_clip.same_recording(c)]
     return QualifyingStems(
         harmonic=tuple(c for c in others if "harmonic" in c.stems and _harmonic_ok(seed_clip, c, condition)),
         percussion=tuple(c for c in others if "percussion" in c.stems and _percussion_ok(seed_clip, c, condition)),

@@ -126,6 +126,21 @@ def candidate_features(candidates: Sequence[Candidate], *, arch: str, config: Fe
     return np.concatenate([np.asarray(a) for a in arrays]).astype(np.float32)
 
 
+def recording_groups(candidates: Sequence[Candidate]) -> np.ndarray:
+    """Validation group of each candidate: the smallest vocal clip id among the excerpts of its vocal's recording.
+
+    So every candidate built on one recording (several clips per file, verse
+    and chorus) falls on the same side of the train/validation split; where a
+    recording has one clip, the group is that clip's id.
+    """
+    ids = {c.vocal_clip_id for c in candidates}
+    recording = dict(Clip.objects.filter(id__in=ids).values_list("id", "source_sha256"))
+    first: dict[str, int] = {}
+    for clip_id in sorted(ids):
+        first.setdefault(recording[clip_id], clip_id)
+    return np.array([first[recording[c.vocal_clip_id]] for c in candidates], dtype=np.int64)
+
+
 def stored_examples(candidates: Sequence[Candidate], labels: np.ndarray, recipe: Recipe, *,
                     progress: bool = True):
     """Training examples of ``candidates`` streamed from the feature store: K crops each, candidate-major.
@@ -139,7 +154,7 @@ def stored_examples(candidates: Sequence[Candidate], labels: np.ndarray, recipe:
     k = len(recipe.offsets_s)
     return StoredExamples(
         [store.path_for(key) for key in keys], n_crops=k, example_shape=recipe.shape[1:],
-        labels=np.repeat(np.asarray(labels), k), groups=np.repeat(np.array([c.vocal_clip_id for c in candidates]), k),
+        labels=np.repeat(np.asarray(labels), k), groups=np.repeat(recording_groups(candidates), k),
         digests=[d for key in keys for d in store.crop_digests_of(key)],
     )
 
@@ -405,7 +420,8 @@ def evaluate(db_name: str, systems: Sequence[str], *, per_seed: int = 5, seed: i
             why = (f"; each vocal seed's original is already a training candidate ({held.count()} of them), so "
                    "none is left to test on: evaluate on a MashupDB kept aside for testing")
         elif not (labels == UNLABELED).any():
-            why = "; no pair of its clips qualifies as matched (too few clips, or keys and tempi too far apart)"
+            why = ("; no pair of its clips qualifies as matched (too few recordings: excerpts of one recording never "
+                   "accompany each other; or keys and tempi too far apart)")
         else:
             why = ""
         raise ScoringError(f"the test set of {db_name!r} needs original and matched candidates{why}")

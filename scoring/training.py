@@ -4,8 +4,10 @@ What the paper fixes: Adam with learning rate 1e-4, a 4:1 train/validation
 split, cross-entropy with or without LSRO (unlabeled examples get the target
 (0.5, 0.5); without LSRO they are left out). What we add:
 
-* the split is by vocal seed group — all candidates built on one vocal seed
-  fall on the same side, so validation never hears a vocal it trained on;
+* the split is by group — all candidates built on one vocal seed (for
+  stored candidates, on any excerpt of its recording:
+  :func:`scoring.services.recording_groups`) fall on the same side, so
+  validation never hears a vocal, or a song, it trained on;
 * every random choice comes from ``seed``: the weights (``torch.manual_seed``),
   the split (``np.random.default_rng(seed)``), and each epoch's shuffle
   (a ``torch.Generator`` seeded with ``seed * 1000 + epoch``), so a run

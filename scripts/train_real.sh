@@ -3,14 +3,18 @@
 #
 #   bash scripts/train_real.sh                 every track, 3 clips each (hours on 2 cores: see README)
 #   TRACKS=4 CLIPS=2 bash scripts/train_real.sh  a quick run on 4 tracks per package
-#   COMPARE=1 bash scripts/train_real.sh       also train on generated songs, and on both, and evaluate all
+#   COMPARE=1 bash scripts/train_real.sh       also every network on the other sources, and evaluate all
 #   TRANSPOSE=0 bash scripts/train_real.sh     PreMixNet without its ±6 semitones of transposition augmentation
 #
 # Steps: setup (with the real-music packages) -> MashupDBs real-train / real-held (manage.py real_music,
-# split by package, clips chosen with --segment auto) -> candidates in the paper's thirds -> the four
-# systems with the README's CPU recipe (width 0.125, pitch-band input, 8 crops of 3 s, best epoch by
-# validation loss, PreMixNet transposed by up to ±6 semitones) into data/models/real/<system>/ -> Table 1
-# + R@k on real-held, also written to data/models/real/table1.json. Every step skips what is already there.
+# split by package, clips chosen with --segment auto) and gen-train (48 generated songs, their own stems)
+# -> candidates in the paper's thirds -> the four systems with the README's CPU recipe (width 0.125,
+# pitch-band input, 8 crops of 3 s, best epoch by validation loss, PreMixNet transposed by up to ±6
+# semitones), each on the source that measured best for its network (README): PreMixNet on real-train +
+# gen-train (both_premix, both_premix_lsro), PostMixNet on real-train (real_postmix, real_postmix_lsro),
+# into data/models/real/<system>/ -> Table 1 + R@k on real-held, also written to
+# data/models/real/table1.json. A system's name says its source: real_ (real-train), gen_ (gen-train),
+# both_ (both). Every step skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --real-music
@@ -40,36 +44,44 @@ candidates() {  # DB: one original per clip, as many of each unmatched kind, as 
   $M generate --db "$db" --condition matched --count "$n" --total --seed "$((SEED + 2))"
 }
 
-train_four() {  # PREFIX DB...: the four systems trained on the DBs, into $OUT/PREFIX<system>
-  local prefix=$1; shift
-  for sys in premix postmix premix_lsro postmix_lsro; do
-    local arch=${sys%_lsro} lsro="" transpose=0
-    [ "$sys" != "$arch" ] && lsro="--lsro"
-    [ "$arch" = premix ] && transpose=$TRANSPOSE
-    local name="${prefix}${sys}"
-    if [ -f "$OUT/$name/checkpoint.json" ] && $M shell -c "from scoring.models import System; import sys; sys.exit(0 if System.objects.filter(name='$name').exists() else 1)"; then
-      say "$name: trained already ($OUT/$name)"
-      continue
-    fi
-    say "training $name on $* ($EPOCHS epochs at most, width $WIDTH, pitch-band, 8 crops of 3 s, transposed ±$transpose semitones)"
-    $M train --db "$@" --arch "$arch" $lsro --epochs "$EPOCHS" --seed "$SEED" --width "$WIDTH" --pitch-band \
-      --crop-offsets 0,3,6,9,12,15,18,21 --transpose "$transpose" --name "$name" --out "$OUT/$name" \
-      ${DEVICE:+--device "$DEVICE"}
-  done
+train() {  # NAME DB...: one system (its network from NAME) trained on the DBs, into $OUT/NAME
+  local name=$1; shift
+  local sys=${name#*_}
+  local arch=${sys%_lsro} lsro="" transpose=0
+  [ "$sys" != "$arch" ] && lsro="--lsro"
+  [ "$arch" = premix ] && transpose=$TRANSPOSE
+  if [ -f "$OUT/$name/checkpoint.json" ] && $M shell -c "from scoring.models import System; import sys; sys.exit(0 if System.objects.filter(name='$name').exists() else 1)"; then
+    say "$name: trained already ($OUT/$name)"
+    return
+  fi
+  say "training $name on $* ($EPOCHS epochs at most, width $WIDTH, pitch-band, 8 crops of 3 s, transposed ±$transpose semitones)"
+  $M train --db "$@" --arch "$arch" $lsro --epochs "$EPOCHS" --seed "$SEED" --width "$WIDTH" --pitch-band \
+    --crop-offsets 0,3,6,9,12,15,18,21 --transpose "$transpose" --name "$name" --out "$OUT/$name" \
+    ${DEVICE:+--device "$DEVICE"}
 }
 
 candidates real-train
-systems=()
-train_four real_ real-train
-systems+=(real_premix real_postmix real_premix_lsro real_postmix_lsro)
-if [ "${COMPARE:-0}" = 1 ]; then
-  # generated songs: 48 multitrack songs imported as stems (ground-truth parts, no separation)
-  if [ ! -d data/songs-train ]; then .venv/bin/python -m generation.synth_songs data/songs-train --count 48 --seed 11; fi
-  $M ingest data/songs-train --db gen-train --separator stems
-  candidates gen-train
-  train_four gen_ gen-train
-  train_four both_ real-train gen-train
-  systems+=(gen_premix gen_postmix gen_premix_lsro gen_postmix_lsro both_premix both_postmix both_premix_lsro both_postmix_lsro)
+# generated songs: 48 multitrack songs imported as stems (ground-truth parts, no separation)
+if [ ! -d data/songs-train ]; then .venv/bin/python -m generation.synth_songs data/songs-train --count 48 --seed 11; fi
+$M ingest data/songs-train --db gen-train --separator stems
+candidates gen-train
+
+# the four systems, each network on the source that measured best for it (README)
+systems=(both_premix real_postmix both_premix_lsro real_postmix_lsro)
+train both_premix real-train gen-train
+train real_postmix real-train
+train both_premix_lsro real-train gen-train
+train real_postmix_lsro real-train
+if [ "${COMPARE:-0}" = 1 ]; then  # every network on real-train, gen-train and both
+  for sys in premix postmix premix_lsro postmix_lsro; do
+    for source in real gen both; do
+      name="${source}_$sys"
+      [[ " ${systems[*]} " == *" $name "* ]] && continue
+      case $source in real) dbs=(real-train) ;; gen) dbs=(gen-train) ;; both) dbs=(real-train gen-train) ;; esac
+      train "$name" "${dbs[@]}"
+      systems+=("$name")
+    done
+  done
 fi
 
 say "Table 1 and R@k on the held-out packages (real-held)"

@@ -171,6 +171,33 @@ def test_nothing_qualifies_is_a_clear_error_not_an_endless_loop():
 
 
 @pytest.mark.django_db
+def test_excerpts_of_one_recording_never_accompany_each_other_nor_straddle_the_validation_split(tmp_path):
+    """Two clips per song (--clips-per-file): candidates pair a vocal with other songs only, and training groups
+    put both excerpts of a song on one side of the split."""
+    from scoring.services import recording_groups
+
+    call_command("ingest", str(_songs_folder(tmp_path, SONGS)), "--db", "gc-excerpts", "--separator", "stems",
+                 "--clip-seconds", "10", "--clips-per-file", "2", "--no-progress", stdout=io.StringIO(),
+                 stderr=io.StringIO())
+    recording = dict(Clip.objects.filter(db__name="gc-excerpts").values_list("id", "source_sha256"))
+    assert len(recording) == 2 * SONGS and len(set(recording.values())) == SONGS
+    for condition in ("matched", "unmatched_key", "unmatched_tempo", "unmatched_both"):
+        call_command("generate", "--db", "gc-excerpts", "--condition", condition, "--count", "12", "--seed", "4",
+                     "--no-progress", stdout=io.StringIO())
+    cands = list(Candidate.objects.filter(db__name="gc-excerpts").order_by("id"))
+    assert {c.condition for c in cands} == {"matched", "unmatched_key", "unmatched_tempo", "unmatched_both"}
+    assert all(recording[c.vocal_clip_id] not in {recording[c.harmonic_clip_id], recording[c.percussion_clip_id]}
+               for c in cands)
+    groups = recording_groups(cands)
+    by_recording = {}
+    for c, g in zip(cands, groups):
+        by_recording.setdefault(recording[c.vocal_clip_id], set()).add(int(g))
+    assert all(len(g) == 1 for g in by_recording.values())  # one group per song, whichever excerpt sang
+    assert len(set(groups.tolist())) == len(by_recording) > 1
+    assert any(c.vocal_clip_id != g for c, g in zip(cands, groups))  # the second excerpts joined their song's group
+
+
+@pytest.mark.django_db
 def test_candidates_json_is_the_stable_export_with_paths_null_until_rendered():
     gen("--condition", "original", "--count", "2", "--seed", "6")
     records = export()

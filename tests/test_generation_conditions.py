@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,26 @@ def test_accompaniment_comes_from_the_other_collection(collection) -> None:
     other_ids = {c.id for c in other}
     assert all(s.harmonic_clip in other_ids and s.percussion_clip in other_ids for s in result.candidates)
     assert all(s.vocal_clip not in other_ids for s in result.candidates)
+
+
+def test_no_excerpt_of_the_seeds_own_recording_accompanies_it() -> None:
+    """Several clips of one file (clips-per-file, verse and chorus) share key and tempo: never a mashup of one song."""
+    song_a = [replace(clip(i, "C major", 120.0), recording="a" * 64) for i in (1, 2, 3)]
+    song_b = replace(clip(4, "D major", 118.0), recording="b" * 64)
+    untagged = [clip(5, "C major", 121.0), clip(6, "C major", 119.0)]  # no recording known: each its own
+    pool = [*song_a, song_b, *untagged]
+    for condition in ("matched", "unmatched_key", "unmatched_tempo", "unmatched_both"):
+        q = qualifying_stems(song_a[0], pool, condition=condition)
+        assert not {c.id for c in q.harmonic + q.percussion} & {1, 2, 3}, condition
+    assert {c.id for c in qualifying_stems(song_a[0], pool, condition="matched").harmonic} == {4, 5, 6}
+    assert {c.id for c in qualifying_stems(untagged[0], pool, condition="matched").harmonic} == {1, 2, 3, 4, 6}
+    drawn = draw_candidates(pool, pool, condition="matched", count=20, seed=3).candidates
+    recording = {c.id: c.recording or str(c.id) for c in pool}
+    assert len(drawn) == 20
+    assert all(recording[s.vocal_clip] not in {recording[s.harmonic_clip], recording[s.percussion_clip]} for s in drawn)
+    alone = [replace(clip(i, "C major", 120.0), recording="a" * 64) for i in (1, 2)]
+    with pytest.raises(ConditionError, match="no matched candidate exists"):
+        draw_candidates(alone, alone, condition="matched", count=1, seed=0)
 
 
 # -- reproducibility and duplicates ---------------------------------------------

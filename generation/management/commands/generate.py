@@ -38,7 +38,7 @@ class Command(BaseCommand):
                               count=o["count"], seed=o["seed"], vocal_id=o["vocal"], duration_s=o["duration"])
             self.stdout.write(f"{len(report.created)} {o['condition']} candidates created, "
                               f"{report.existing} already stored, {report.skipped_seeds} vocal seeds skipped "
-                              "(nothing qualified)")
+                              "(nothing qualified: no other recording in key and tempo range)")
             if o["render"]:
                 n = render_candidates(report.created, progress=not o["no_progress"])
                 self.stdout.write(f"{n} candidates rendered")
