@@ -131,10 +131,12 @@ def recording_groups(candidates: Sequence[Candidate]) -> np.ndarray:
 
     So every candidate built on one recording (several clips per file, verse
     and chorus) falls on the same side of the train/validation split; where a
-    recording has one clip, the group is that clip's id.
+    recording has one clip, or a clip records no source hash, the group is
+    that clip's id.
     """
     ids = {c.vocal_clip_id for c in candidates}
-    recording = dict(Clip.objects.filter(id__in=ids).values_list("id", "source_sha256"))
+    recording = {clip_id: sha or f"clip {clip_id}"
+                 for clip_id, sha in Clip.objects.filter(id__in=ids).values_list("id", "source_sha256")}
     first: dict[str, int] = {}
     for clip_id in sorted(ids):
         first.setdefault(recording[clip_id], clip_id)

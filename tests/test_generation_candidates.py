@@ -195,6 +195,14 @@ def test_excerpts_of_one_recording_never_accompany_each_other_nor_straddle_the_v
     assert all(len(g) == 1 for g in by_recording.values())  # one group per song, whichever excerpt sang
     assert len(set(groups.tolist())) == len(by_recording) > 1
     assert any(c.vocal_clip_id != g for c, g in zip(cands, groups))  # the second excerpts joined their song's group
+    # a clip that records no source is its own recording, never grouped with another such clip
+    vocals = Clip.objects.filter(id__in={c.vocal_clip_id for c in cands}).order_by("start_s", "id")
+    blank = [vocals.first(), vocals.last()]
+    assert blank[0].start_s != blank[1].start_s and blank[0].source_sha256 != blank[1].source_sha256
+    Clip.objects.filter(id__in=[b.id for b in blank]).update(source_sha256="")
+    groups = recording_groups(cands)
+    assert {int(g) for c, g in zip(cands, groups) if c.vocal_clip_id in {b.id for b in blank}} == {b.id for b in blank}
+    assert all(int(g) == c.vocal_clip_id for c, g in zip(cands, groups) if c.vocal_clip_id in {b.id for b in blank})
 
 
 @pytest.mark.django_db
