@@ -199,10 +199,11 @@ def test_excerpts_of_one_recording_never_accompany_each_other_nor_straddle_the_v
     vocals = Clip.objects.filter(id__in={c.vocal_clip_id for c in cands}).order_by("start_s", "id")
     blank = [vocals.first(), vocals.last()]
     assert blank[0].start_s != blank[1].start_s and blank[0].source_sha256 != blank[1].source_sha256
-    Clip.objects.filter(id__in=[b.id for b in blank]).update(source_sha256="")
+    blank_ids = {b.id for b in blank}
+    Clip.objects.filter(id__in=blank_ids).update(source_sha256="")
     groups = recording_groups(cands)
-    assert {int(g) for c, g in zip(cands, groups) if c.vocal_clip_id in {b.id for b in blank}} == {b.id for b in blank}
-    assert all(int(g) == c.vocal_clip_id for c, g in zip(cands, groups) if c.vocal_clip_id in {b.id for b in blank})
+    assert {int(g) for c, g in zip(cands, groups) if c.vocal_clip_id in blank_ids} == blank_ids
+    assert all(int(g) == c.vocal_clip_id for c, g in zip(cands, groups) if c.vocal_clip_id in blank_ids)
 
 
 @pytest.mark.django_db
