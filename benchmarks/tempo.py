@@ -9,6 +9,14 @@ minute. Generated songs: :func:`generation.synth_songs.demo_song_specs`, 24 song
 20 s per seed; truth = the planned tempo. Renders and network activations are
 cached under ``data/bench-tempo/`` (delete it to start over).
 
+With ``--structure`` it also prints, per real piece, what the MIDI file and
+the downbeat network say about its metre: note onsets per second and per
+notated quarter note, the finest grid most onsets sit on, and the bar period
+the downbeat activation repeats at. Pieces notated at different tempi that
+look alike there (chuggachugga at 180 and train_filled_with_cash at 90: the
+same onsets per second, the same 2.67 s bar) are ones no audio-only octave
+rule can tell apart.
+
 For each data set it prints how many estimates lie within 2 % of the truth,
 how many are octave errors (half or double, within 2 % of those) and other
 metrical-level errors (2/3, 3/2), then truth vs estimate per piece. The
@@ -41,7 +49,7 @@ from generation.annotate_audio import (  # noqa: E402
     _track,
     analyse,
 )
-from generation.midi_pieces import openmsx_excerpts, render_excerpt  # noqa: E402
+from generation.midi_pieces import MidiExcerpt, openmsx_excerpts, render_excerpt  # noqa: E402
 from generation.synth_songs import demo_song_specs, render_songs  # noqa: E402
 
 CACHE = REPO / "data" / "bench-tempo"
@@ -69,8 +77,8 @@ def outcome(true_bpm: float, est_bpm: float | None) -> str:
     return "other"
 
 
-def real_clips(*, start_s: float, seconds: float) -> tuple[list[Clip], list[tuple[str, str]]]:
-    """Rendered excerpts (cached) of the openMSX pieces with constant tempo, and the skipped ones."""
+def real_clips(*, start_s: float, seconds: float) -> tuple[list[Clip], list[MidiExcerpt], list[tuple[str, str]]]:
+    """Rendered excerpts (cached) of the openMSX pieces with constant tempo, those excerpts, and the skipped ones."""
     kept, skipped = openmsx_excerpts(seconds=seconds, start_s=start_s)
     clips = []
     for ex in kept:
@@ -78,7 +86,7 @@ def real_clips(*, start_s: float, seconds: float) -> tuple[list[Clip], list[tupl
         if not wav.is_file():
             render_excerpt(ex, wav)
         clips.append(Clip(ex.name, wav, ex.tempo_bpm))
-    return clips, skipped
+    return clips, kept, skipped
 
 
 def generated_clips(*, seeds: list[int], count: int, seconds: float) -> list[Clip]:
@@ -109,6 +117,52 @@ def activations(clip: Clip) -> dict[str, np.ndarray]:
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **out)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle's bool
     return out
+
+
+#: Note grids in fractions of a quarter note, coarsest first (the structure table's "grid").
+GRIDS = {"quarter": 1, "8th": 2, "8th triplet": 3, "16th": 4, "16th triplet": 6}
+GRID_SHARE = 0.85  # the finest grid named is the coarsest holding this share of the onsets
+
+
+def midi_structure(ex: MidiExcerpt) -> dict[str, float | str]:
+    """Onsets per second and per notated quarter, and their grid, over the excerpt (from the MIDI notes)."""
+    import mido
+
+    mid = mido.MidiFile(str(ex.midi_path))
+    ticks, now_s, tempo = 0, 0.0, mido.bpm2tempo(120.0)
+    onsets = set()
+    for msg in mido.merge_tracks(mid.tracks):
+        ticks += msg.time
+        now_s += mido.tick2second(msg.time, mid.ticks_per_beat, tempo)
+        if msg.type == "set_tempo":
+            tempo = msg.tempo
+        elif msg.type == "note_on" and msg.velocity > 0 and ex.start_s <= now_s < ex.start_s + ex.seconds:
+            onsets.add(ticks)
+    quarters = np.array(sorted(onsets), dtype=float) / mid.ticks_per_beat
+    grid = next((name for name, div in GRIDS.items()
+                 if np.mean(np.abs(quarters * div - np.round(quarters * div)) < 0.05) >= GRID_SHARE), "finer")
+    per_second = len(quarters) / ex.seconds
+    return {"onsets_per_s": per_second, "onsets_per_quarter": per_second * 60.0 / ex.tempo_bpm, "grid": grid}
+
+
+def bar_period_s(downbeat: np.ndarray, *, lo_s: float = 0.8, hi_s: float = 5.0) -> float:
+    """The lag (s) in lo_s..hi_s at which the downbeat activation's autocorrelation peaks highest."""
+    x = downbeat - downbeat.mean()
+    r = np.correlate(x, x, "full")[len(x) - 1:]
+    lags = np.arange(len(r)) / 100.0  # the networks' 100 frames per second
+    peaks = [i for i in range(1, len(r) - 1)
+             if lo_s < lags[i] < hi_s and r[i] > r[i - 1] and r[i] >= r[i + 1]]
+    return float(lags[max(peaks, key=lambda i: r[i])]) if peaks else float("nan")
+
+
+def print_structure(excerpts: list[MidiExcerpt], clips: list[Clip]) -> None:
+    """The metre table of ``--structure`` (see the module docstring)."""
+    print(f"\n{'piece':<26} {'truth':>6} {'onsets/s':>8} {'per quarter':>11} {'grid':>12} {'bar s':>6} {'quarters/bar':>12}")
+    for ex, clip in zip(excerpts, clips):
+        st = midi_structure(ex)
+        bar = bar_period_s(activations(clip)["downbeat"][:, 1])
+        print(f"{ex.name[:26]:<26} {ex.tempo_bpm:6.1f} {st['onsets_per_s']:8.2f} {st['onsets_per_quarter']:11.2f} "
+              f"{st['grid']:>12} {bar:6.2f} {bar * ex.tempo_bpm / 60.0:12.2f}")
 
 
 def _stock_processor():
@@ -193,6 +247,7 @@ def main() -> None:
     ap.add_argument("--songs", type=int, default=24, help="generated songs per seed")
     ap.add_argument("--song-seconds", type=float, default=20.0)
     ap.add_argument("--no-analyse", action="store_true", help="skip the end-to-end analyse() column (faster)")
+    ap.add_argument("--structure", action="store_true", help="also print each real piece's metre (MIDI and network)")
     args = ap.parse_args()
 
     print("estimators:")
@@ -200,10 +255,12 @@ def main() -> None:
         if name != "analyse" or not args.no_analyse:
             print(f"  {name:<11} {text}")
     for start in args.starts:
-        clips, skipped = real_clips(start_s=start, seconds=args.seconds)
+        clips, excerpts, skipped = real_clips(start_s=start, seconds=args.seconds)
         for name, reason in skipped:
             print(f"skipped {name}: {reason}")
         run_set(f"openMSX MIDI pieces, {start:g}-{start + args.seconds:g} s", clips, with_analyse=not args.no_analyse)
+        if args.structure:
+            print_structure(excerpts, clips)
     if args.seeds:
         clips = generated_clips(seeds=args.seeds, count=args.songs, seconds=args.song_seconds)
         run_set(f"generated songs, seeds {' '.join(map(str, args.seeds))}", clips, with_analyse=not args.no_analyse)

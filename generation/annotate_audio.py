@@ -50,7 +50,11 @@ onsets fall on the notated beat): both networks hear 2/3 of the tempo;
 moo_redfarn (120) is in triplets (90 BPM heard); chuggachugga (180),
 flying_scotsman (200) and run_for_your_life (170, 0–30 s) are heard at half
 tempo by both networks, whose histograms there look like those of
-train_filled_with_cash, notated at 90. ttsong_iv (80) is doubled in 0–30 s
+train_filled_with_cash, notated at 90; so do the notes (``benchmarks/tempo.py
+--structure``): chuggachugga has 5.5 onsets/s on an eighth-note grid and a
+2.67 s bar period in the downbeat activation, train_filled_with_cash 5.4
+onsets/s on a sixteenth grid and the same 2.67 s bar: the same audio
+structure, notated an octave apart. ttsong_iv (80) is doubled in 0–30 s
 only. So within 2 %: 24/31 and 25/30 on real pieces; counting half and double
 as right too, 28/31 and 27/30.
 
