@@ -1,11 +1,14 @@
 """Tempo estimators on real pieces rendered from MIDI (openttd-openmsx) and on generated songs.
 
     .venv/bin/python benchmarks/tempo.py [--starts 0 30] [--seconds 30] [--seeds 0 1 2] [--no-analyse]
+                                         [--structure] [--midi-dir DIR]
 
 Real pieces: every openMSX MIDI file (``apt-get install openttd-openmsx``)
 whose tempo is constant over the excerpt, rendered with fluidsynth
 (:mod:`generation.midi_pieces`); truth = the file's tempo in quarter notes per
-minute. Generated songs: :func:`generation.synth_songs.demo_song_specs`, 24 songs of
+minute. ``--midi-dir DIR`` measures the MIDI files of another folder the same
+way (the rule was chosen on openMSX only, so any other collection is an
+independent test of it). Generated songs: :func:`generation.synth_songs.demo_song_specs`, 24 songs of
 20 s per seed; truth = the planned tempo. Renders and network activations are
 cached under ``data/bench-tempo/`` (delete it to start over).
 
@@ -49,7 +52,7 @@ from generation.annotate_audio import (  # noqa: E402
     _track,
     analyse,
 )
-from generation.midi_pieces import MidiExcerpt, openmsx_excerpts, render_excerpt  # noqa: E402
+from generation.midi_pieces import OPENMSX_DIR, MidiExcerpt, openmsx_excerpts, render_excerpt  # noqa: E402
 from generation.synth_songs import demo_song_specs, render_songs  # noqa: E402
 
 CACHE = REPO / "data" / "bench-tempo"
@@ -77,12 +80,14 @@ def outcome(true_bpm: float, est_bpm: float | None) -> str:
     return "other"
 
 
-def real_clips(*, start_s: float, seconds: float) -> tuple[list[Clip], list[MidiExcerpt], list[tuple[str, str]]]:
-    """Rendered excerpts (cached) of the openMSX pieces with constant tempo, those excerpts, and the skipped ones."""
-    kept, skipped = openmsx_excerpts(seconds=seconds, start_s=start_s)
+def real_clips(*, start_s: float, seconds: float,
+               directory: Path = OPENMSX_DIR) -> tuple[list[Clip], list[MidiExcerpt], list[tuple[str, str]]]:
+    """Rendered excerpts (cached) of the pieces in `directory` with constant tempo, those excerpts, and the skipped ones."""
+    kept, skipped = openmsx_excerpts(seconds=seconds, start_s=start_s, directory=directory)
+    folder = CACHE / ("real" if directory == OPENMSX_DIR else "midi-" + hashlib.sha1(str(directory).encode()).hexdigest()[:8])
     clips = []
     for ex in kept:
-        wav = CACHE / "real" / f"{ex.name}-{start_s:g}s-{seconds:g}s.wav"
+        wav = folder / f"{ex.name}-{start_s:g}s-{seconds:g}s.wav"
         if not wav.is_file():
             render_excerpt(ex, wav)
         clips.append(Clip(ex.name, wav, ex.tempo_bpm))
@@ -247,6 +252,7 @@ def main() -> None:
     ap.add_argument("--songs", type=int, default=24, help="generated songs per seed")
     ap.add_argument("--song-seconds", type=float, default=20.0)
     ap.add_argument("--no-analyse", action="store_true", help="skip the end-to-end analyse() column (faster)")
+    ap.add_argument("--midi-dir", type=Path, default=OPENMSX_DIR, help="folder of .mid files (default: openMSX)")
     ap.add_argument("--structure", action="store_true", help="also print each real piece's metre (MIDI and network)")
     args = ap.parse_args()
 
@@ -255,10 +261,10 @@ def main() -> None:
         if name != "analyse" or not args.no_analyse:
             print(f"  {name:<11} {text}")
     for start in args.starts:
-        clips, excerpts, skipped = real_clips(start_s=start, seconds=args.seconds)
+        clips, excerpts, skipped = real_clips(start_s=start, seconds=args.seconds, directory=args.midi_dir)
         for name, reason in skipped:
             print(f"skipped {name}: {reason}")
-        run_set(f"openMSX MIDI pieces, {start:g}-{start + args.seconds:g} s", clips, with_analyse=not args.no_analyse)
+        run_set(f"MIDI pieces of {args.midi_dir}, {start:g}-{start + args.seconds:g} s", clips, with_analyse=not args.no_analyse)
         if args.structure:
             print_structure(excerpts, clips)
     if args.seeds:
