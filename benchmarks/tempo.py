@@ -52,7 +52,13 @@ from generation.annotate_audio import (  # noqa: E402
     _track,
     analyse,
 )
-from generation.midi_pieces import OPENMSX_DIR, MidiExcerpt, openmsx_excerpts, render_excerpt  # noqa: E402
+from generation.midi_pieces import (  # noqa: E402
+    OPENMSX_DIR,
+    MidiExcerpt,
+    note_onsets,
+    openmsx_excerpts,
+    render_excerpt,
+)
 from generation.synth_songs import demo_song_specs, render_songs  # noqa: E402
 
 CACHE = REPO / "data" / "bench-tempo"
@@ -131,19 +137,7 @@ GRID_SHARE = 0.85  # the finest grid named is the coarsest holding this share of
 
 def midi_structure(ex: MidiExcerpt) -> dict[str, float | str]:
     """Onsets per second and per notated quarter, and their grid, over the excerpt (from the MIDI notes)."""
-    import mido
-
-    mid = mido.MidiFile(str(ex.midi_path))
-    ticks, now_s, tempo = 0, 0.0, mido.bpm2tempo(120.0)
-    onsets = set()
-    for msg in mido.merge_tracks(mid.tracks):
-        ticks += msg.time
-        now_s += mido.tick2second(msg.time, mid.ticks_per_beat, tempo)
-        if msg.type == "set_tempo":
-            tempo = msg.tempo
-        elif msg.type == "note_on" and msg.velocity > 0 and ex.start_s <= now_s < ex.start_s + ex.seconds:
-            onsets.add(ticks)
-    quarters = np.array(sorted(onsets), dtype=float) / mid.ticks_per_beat
+    quarters = note_onsets(ex)
     grid = next((name for name, div in GRIDS.items()
                  if np.mean(np.abs(quarters * div - np.round(quarters * div)) < 0.05) >= GRID_SHARE), "finer")
     per_second = len(quarters) / ex.seconds

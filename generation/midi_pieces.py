@@ -39,6 +39,7 @@ __all__ = [
     "midi_excerpt",
     "openmsx_excerpts",
     "render_excerpt",
+    "note_onsets",
 ]
 
 #: Where the Debian package ``openttd-openmsx`` installs its MIDI files.
@@ -125,6 +126,17 @@ def midi_excerpt(path: Path | str, *, start_s: float = 0.0, seconds: float = 30.
             signature = f"{msg.numerator}/{msg.denominator}"
     return MidiExcerpt(name=path.stem, midi_path=path, start_s=float(start_s), seconds=float(seconds),
                        tempo_bpm=round(in_force[0], 4), time_signature=signature)
+
+
+def note_onsets(ex: MidiExcerpt) -> np.ndarray:
+    """Distinct note-on times within the excerpt, in quarter notes from the file's start (sorted)."""
+    mid = _load(ex.midi_path)
+    ticks, onsets = 0, set()
+    for t, msg in _timed_messages(mid):
+        ticks += msg.time
+        if msg.type == "note_on" and msg.velocity > 0 and ex.start_s <= t < ex.start_s + ex.seconds:
+            onsets.add(ticks)
+    return np.array(sorted(onsets), dtype=float) / mid.ticks_per_beat
 
 
 def openmsx_excerpts(*, seconds: float = 30.0, start_s: float = 0.0,
