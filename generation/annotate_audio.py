@@ -58,6 +58,13 @@ structure, notated an octave apart. ttsong_iv (80) is doubled in 0–30 s
 only. So within 2 %: 24/31 and 25/30 on real pieces; counting half and double
 as right too, 28/31 and 27/30.
 
+Tried and left out: the tempo task of madmom's multi-task TCN
+(``TCNBeatProcessor(tasks=(0, 1))``, Böck, Davies & Knees 2019) alone gets
+21/31 on 0–30 s (it halves coconut_run2, mighty_giant_run and boogi_marabi,
+and reads busy_schedule and the_fast_route at 4/3); as a third histogram
+beside the two above it lowers every set at every weight tried (0.1–0.5 of
+the vote): at 0.1, 23/31, 22/30 and 67–69/72; at 0.5, 21/31, 21/30, 48/72.
+
 When the downbeat tracker locked onto another octave, it is run again
 restricted to ±25 % around the chosen tempo, so that beats, downbeats and
 tempo agree. The value itself is the slope of a line fitted through the
