@@ -151,6 +151,15 @@ def load_audio(
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
+def relative_level_db(part: np.ndarray, whole: np.ndarray) -> float:
+    """RMS level of `part` relative to `whole` in dB (a stem against its mix); floored at −120 dB."""
+    p = float(np.mean(np.square(part, dtype=np.float64))) if np.size(part) else 0.0
+    w = float(np.mean(np.square(whole, dtype=np.float64))) if np.size(whole) else 0.0
+    if w <= 0.0:
+        raise AudioError("the reference audio is silent: no level can be relative to it")
+    return max(-120.0, 10.0 * math.log10(max(p, 1e-30) / w))
+
+
 def write_wav(path: Path, audio: np.ndarray, *, sr: int, subtype: str = "FLOAT") -> Path:
     """Write `audio` (shape (channels, n) or (n,), floats in [-1, 1]) as a WAV file at `sr` Hz, atomically.
 

@@ -13,8 +13,9 @@ from django.db import IntegrityError, transaction
 from tqdm import tqdm
 
 from config.cluster import ClusterError, check_jobs, dask_client, each_result
+from generation.audio import load_audio, relative_level_db
 from generation.conditions import CandidateSpec, ClipInfo, Condition, draw_candidates
-from generation.errors import CandidateError, ConditionError
+from generation.errors import AudioError, CandidateError, ConditionError
 from generation.keys import Key
 from generation.models import Candidate, Clip, MashupDB, Stem
 from generation.scaleout import adjusted_stems, clips_for, render_one
@@ -39,14 +40,34 @@ def get_db(name: str) -> MashupDB:
 
 
 def clip_infos(clips: Iterable[Clip]) -> list[ClipInfo]:
-    """The candidate rules' view of stored clips (role stems only)."""
+    """The candidate rules' view of stored clips (role stems only); measures each unmeasured vocal level once."""
     infos = []
     for clip in clips:
         stems = {s.name: s.file for s in clip.stems.all() if s.kind == Stem.Kind.ROLE}
         infos.append(ClipInfo(id=clip.id, key=Key.parse(clip.key_label), tempo_bpm=clip.tempo_bpm,
                               downbeats=tuple(clip.downbeats), duration_s=clip.duration_s, stems=stems,
-                              recording=clip.source_sha256))
+                              recording=clip.source_sha256, vocal_level_db=vocal_level_db(clip, stems)))
     return infos
+
+
+def vocal_level_db(clip: Clip, stems: dict[str, Path]) -> float | None:
+    """The clip's vocal level against its mix (dB), measured from its files and stored the first time.
+
+    None when the clip has no vocal stem, or its audio cannot be read (logged;
+    rendering will then say what is wrong with the file).
+    """
+    if clip.vocal_level_db is not None or "vocal" not in stems:
+        return clip.vocal_level_db
+    try:
+        vocal = load_audio(stems["vocal"], sr=clip.sample_rate, min_seconds=0.0, max_seconds=None, allow_silent=True)
+        mix = load_audio(clip.audio_file, sr=clip.sample_rate, min_seconds=0.0, max_seconds=None, allow_silent=True)
+        level = round(relative_level_db(vocal, mix), 2)
+    except AudioError as exc:
+        log.warning("clip %d: vocal level not measured: %s", clip.id, exc)
+        return None
+    Clip.objects.filter(id=clip.id).update(vocal_level_db=level)
+    clip.vocal_level_db = level
+    return level
 
 
 def candidate_fields(spec: CandidateSpec) -> dict[str, Any]:

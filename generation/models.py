@@ -52,6 +52,10 @@ class Clip(models.Model):
                   "window by vocal activity, steady beat and loudness), annotated (a Harmonix segment).")
     segment_score = models.FloatField(null=True, blank=True,
                                       help_text="The auto choice's score (generation.segments), else empty.")
+    vocal_level_db = models.FloatField(
+        null=True, blank=True,
+        help_text="RMS of the vocal stem relative to the clip's mix in dB, measured when candidates are first "
+                  "drawn; a clip more than 30 dB below (instrumental music) is no vocal seed. Empty: not measured.")
     gain_db = models.FloatField(default=0.0, help_text="Level change from the source in dB (<= 0): a source "
                                 "decoded beyond full scale is scaled to fit integer FLAC storage.")
     key_label = models.CharField(max_length=16)

@@ -201,6 +201,7 @@ def clip_record(clip: Clip) -> dict:
         "segment_method": clip.segment_method,
         "segment_score": clip.segment_score,
         "gain_db": clip.gain_db,
+        "vocal_level_db": clip.vocal_level_db,
         "stems": {s.name: str(s.file) for s in stems if s.kind == Stem.Kind.ROLE},
         "raw_stems": {s.name: str(s.file) for s in stems if s.kind == Stem.Kind.RAW},
         "methods": {s.name: s.method for s in stems if s.kind == Stem.Kind.ROLE},

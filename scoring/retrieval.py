@@ -173,8 +173,8 @@ def _seed_and_pool(vocal_clip_id: int, accompaniment_db: str | None) -> tuple[Cl
     if clip is None:
         raise ScoringError(f"no clip with id {vocal_clip_id}")
     (seed,) = clip_infos([clip])
-    if "vocal" not in seed.stems:
-        raise ScoringError(f"clip {vocal_clip_id} has no vocal stem and cannot be a vocal seed")
+    if not seed.sings:
+        raise ScoringError(seed.why_not_a_vocal_seed())
     if accompaniment_db:
         acc = get_db(accompaniment_db)
     else:

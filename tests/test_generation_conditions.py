@@ -12,6 +12,7 @@ import pytest
 from generation.conditions import (
     DURATION_RANGE_S,
     MAX_OFFSET_S,
+    MIN_VOCAL_LEVEL_DB,
     CandidateSpec,
     ClipInfo,
     Condition,
@@ -166,6 +167,29 @@ def test_no_excerpt_of_the_seeds_own_recording_accompanies_it() -> None:
     alone = [replace(clip(i, "C major", 120.0), recording="a" * 64) for i in (1, 2)]
     with pytest.raises(ConditionError, match="no matched candidate exists"):
         draw_candidates(alone, alone, condition="matched", count=1, seed=0)
+
+
+def test_a_clip_whose_vocal_lies_far_below_its_mix_is_never_a_vocal_seed_but_still_accompanies(collection) -> None:
+    """Instrumental music: Spleeter's "vocal" of it is leakage, 30 dB or more below the mix. It gives no vocal seed."""
+    quiet_ids = {c.id for c in collection[::3]}
+    pool = [replace(c, vocal_level_db=-40.0 if c.id in quiet_ids else -12.0) for c in collection]
+    pool[1] = replace(pool[1], vocal_level_db=MIN_VOCAL_LEVEL_DB)  # the bound itself still sings
+    pool[2] = replace(pool[2], vocal_level_db=None)  # not measured: counts as a voice
+    assert [c.sings for c in pool[:4]] == [False, True, True, False]
+    vocals, accompaniment = set(), set()
+    for condition in Condition:
+        drawn = draw_candidates(pool, pool, condition=condition, count=20, seed=5).candidates
+        vocals |= {s.vocal_clip for s in drawn}
+        accompaniment |= {c for s in drawn for c in (s.harmonic_clip, s.percussion_clip)}
+    assert vocals and not vocals & quiet_ids
+    assert accompaniment & quiet_ids  # their harmonic and percussion stems still accompany others
+    with pytest.raises(ConditionError, match=f"clip {pool[0].id} cannot be a vocal seed: its vocal stem is 40 dB below"):
+        draw_candidates(pool, pool, condition="matched", count=1, seed=0, vocal_id=pool[0].id)
+    with pytest.raises(ConditionError, match="40 dB below its mix"):
+        draw_candidate(pool[0], pool, condition="matched", seed=0)
+    silent = [replace(c, vocal_level_db=-60.0) for c in collection[:4]]
+    with pytest.raises(ConditionError, match="no seed clip has an audible vocal: the vocal stems of all 4 lie more than 30 dB"):
+        draw_candidates(silent, collection, condition="matched", count=1, seed=0)
 
 
 # -- reproducibility and duplicates ---------------------------------------------
