@@ -17,7 +17,8 @@ class MashupDBAdmin(admin.ModelAdmin):
 
 @admin.register(Clip)
 class ClipAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "db", "key_label", "tempo_bpm", "beats_per_bar", "duration_s", "analysis_source")
+    list_display = ("id", "name", "db", "key_label", "tempo_bpm", "beats_per_bar", "duration_s", "vocal_level_db",
+                    "analysis_source")
     list_filter = ("db", "analysis_source", "beats_per_bar")
     search_fields = ("name", "source")
     inlines = [StemInline]

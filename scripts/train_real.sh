@@ -34,9 +34,9 @@ start=$(date +%s)
 say "MashupDBs from recorded music (${TRACKS:-all} tracks per package, $CLIPS clips per track)"
 $M real_music --clips-per-track "$CLIPS" ${TRACKS:+--tracks "$TRACKS"} --seed "$SEED"
 
-candidates() {  # DB: one original per clip, as many of each unmatched kind, as many matched (unlabeled)
+candidates() {  # DB: one original per vocal seed, as many of each unmatched kind, as many matched (unlabeled)
   local db=$1 n
-  n=$($M clips --db "$db" --json | .venv/bin/python -c 'import json, sys; print(len(json.load(sys.stdin)))')
+  n=$($M clips --db "$db" --json | .venv/bin/python -c 'import json, sys; print(sum(c["vocal_seed"] for c in json.load(sys.stdin)))')
   $M generate --db "$db" --condition original --count "$n" --total --seed "$SEED"
   for kind in unmatched_key unmatched_tempo unmatched_both; do
     $M generate --db "$db" --condition "$kind" --count "$n" --total --seed "$((SEED + 1))"
