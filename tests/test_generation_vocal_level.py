@@ -7,6 +7,7 @@ accompaniment, 6 s each, at chosen levels (no separation involved).
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -64,6 +65,17 @@ def test_the_vocal_level_is_measured_once_stored_and_an_instrumental_clip_gives_
     (folder := settings.MEDIA_ROOT / "instrumental" / "vocal.flac").unlink()  # a second look reads no file
     assert clip_infos(Clip.objects.filter(id=instrumental.id).prefetch_related("stems"))[0].vocal_level_db == stored[instrumental.id]
     assert not folder.exists()
+
+    listing = io.StringIO()
+    call_command("clips", "--db", "levels", stdout=listing)
+    lines = listing.getvalue().splitlines()
+    assert "no vocal seed: vocal 40 dB below the mix" in next(line for line in lines if "instrumental" in line)
+    assert "no vocal seed" not in next(line for line in lines if "singing" in line)
+    assert lines[-1].endswith("vocal seeds: 1")
+    exported = io.StringIO()
+    call_command("clips", "--db", "levels", "--json", stdout=exported)
+    assert {r["name"]: (r["vocal_seed"], r["vocal_level_db"]) for r in json.loads(exported.getvalue())} == {
+        "singing": (True, stored[singing.id]), "instrumental": (False, stored[instrumental.id])}
 
     out = io.StringIO()
     call_command("generate", "--db", "levels", "--condition", "original", "--count", "1", "--seed", "0", stdout=out)

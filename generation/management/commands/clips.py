@@ -37,5 +37,5 @@ class Command(BaseCommand):
         size = db_disk_usage(db.name)
         per_clip = f", {size / len(records) / 1e6:.1f} MB per clip" if records else ""
         seeds_n = sum(r["vocal_seed"] for r in records)
-        self.stdout.write(f"{len(records)} clips in {db.name} ({seeds_n} vocal seeds), {size / 1e6:.1f} MB on disk"
-                          f"{per_clip}")
+        self.stdout.write(f"{len(records)} clips in {db.name}, {size / 1e6:.1f} MB on disk{per_clip}; "
+                          f"vocal seeds: {seeds_n}")
