@@ -115,11 +115,14 @@ def generate(
     accompaniment_db: str | None = None,
     vocal_id: int | None = None,
     duration_s: float | None = None,
+    instrumental_seeds: bool = False,
 ) -> GenerateReport:
     """Draw `count` new candidates of `condition` for MashupDB `db_name` and store them.
 
     Candidates already stored are never drawn again, so running the same
     command twice adds new candidates instead of duplicates.
+    `instrumental_seeds`: clips whose vocal stem lies far below the mix may be
+    vocal seeds too (training data; test sets never take them).
     """
     db = get_db(db_name)
     acc = get_db(accompaniment_db) if accompaniment_db else db
@@ -129,7 +132,7 @@ def generate(
         raise CandidateError(f"clip {vocal_id} is not a clip of MashupDB {db.name!r}")
     stored = [spec_of(c) for c in Candidate.objects.filter(db=db, condition=Condition.parse(condition).value)]
     result = draw_candidates(seeds, pool, condition=condition, count=count, seed=seed, vocal_id=vocal_id,
-                             duration_s=duration_s, exclude=stored)
+                             duration_s=duration_s, exclude=stored, instrumental_seeds=instrumental_seeds)
     created, existing = [], 0
     with transaction.atomic():
         for spec in result.candidates:
@@ -142,7 +145,7 @@ def generate(
 
 
 def top_up(*, db_name: str, condition: str, total: int, seed: int, accompaniment_db: str | None = None,
-           vocal_id: int | None = None, duration_s: float | None = None) -> int:
+           vocal_id: int | None = None, duration_s: float | None = None, instrumental_seeds: bool = False) -> int:
     """Draw until MashupDB `db_name` holds `total` non-test candidates of `condition`; returns how many it holds.
 
     Idempotent (a second call draws nothing). When fewer than the missing
@@ -158,7 +161,7 @@ def top_up(*, db_name: str, condition: str, total: int, seed: int, accompaniment
     while missing > 0:
         try:
             generate(db_name=db_name, condition=condition, count=missing, seed=seed, accompaniment_db=accompaniment_db,
-                     vocal_id=vocal_id, duration_s=duration_s)
+                     vocal_id=vocal_id, duration_s=duration_s, instrumental_seeds=instrumental_seeds)
             break
         except (CandidateError, ConditionError):
             if missing == 1:

@@ -203,6 +203,10 @@ class ClipInfo:
         """True when the clip can be a vocal seed: it has a vocal stem, not far below its mix (MIN_VOCAL_LEVEL_DB)."""
         return "vocal" in self.stems and (self.vocal_level_db is None or self.vocal_level_db >= MIN_VOCAL_LEVEL_DB)
 
+    def can_seed(self, *, instrumental: bool = False) -> bool:
+        """:attr:`sings`, or with `instrumental` any clip with a vocal stem (more training data, never a test set)."""
+        return self.sings or (instrumental and "vocal" in self.stems)
+
     def why_not_a_vocal_seed(self) -> str:
         """Why :attr:`sings` is False, as one sentence for an error message ('' when it is True)."""
         if "vocal" not in self.stems:
@@ -424,6 +428,7 @@ def draw_candidate(
     duration_s: float | None = None,
     exclude_pairs: frozenset[tuple[int, int]] | set[tuple[int, int]] = frozenset(),
     qualifying: QualifyingStems | None = None,
+    instrumental_seeds: bool = False,
 ) -> CandidateSpec | None:
     """Draw one candidate for `seed_clip` with its own random `seed`; None when nothing qualifies.
 
@@ -432,10 +437,11 @@ def draw_candidate(
     conditions the same generator then picks the offset stem and the offset,
     U(−1, 1) s. `duration_s` None: the seed clip's length clamped to 25–60 s.
     `qualifying` may pass a precomputed :func:`qualifying_stems` result.
-    Calling again with the same arguments returns the same spec.
+    `instrumental_seeds`: accept a seed whose vocal stem lies far below its
+    mix (:meth:`ClipInfo.can_seed`). Calling again with the same arguments returns the same spec.
     """
     condition = Condition.parse(condition)
-    if not seed_clip.sings:
+    if not seed_clip.can_seed(instrumental=instrumental_seeds):
         raise ConditionError(seed_clip.why_not_a_vocal_seed())
     if int(seed) != seed or seed < 0:
         raise ConditionError(f"seed must be a non-negative integer, got {seed!r}")
@@ -478,6 +484,7 @@ def draw_candidates(
     vocal_id: int | None = None,
     duration_s: float | None = None,
     exclude: Sequence[CandidateSpec] = (),
+    instrumental_seeds: bool = False,
 ) -> DrawResult:
     """Draw `count` distinct candidates of `condition`: vocal seeds from `seeds`, accompaniment from `pool`.
 
@@ -490,17 +497,18 @@ def draw_candidates(
     any triple in `exclude` (candidates already stored), so ``original`` gives
     at most one candidate per seed. When every seed is exhausted before
     `count` candidates exist, ConditionError says how many could be drawn:
-    the loop ends after at most ``count + len(seeds)`` rounds.
+    the loop ends after at most ``count + len(seeds)`` rounds. Seeds must
+    sing (:attr:`ClipInfo.sings`) unless `instrumental_seeds`.
     """
     condition = Condition.parse(condition)
     if int(count) != count or count < 1:
         raise ConditionError(f"count must be a positive integer, got {count!r}")
     if int(seed) != seed or seed < 0:
         raise ConditionError(f"seed must be a non-negative integer, got {seed!r}")
-    candidates_seeds = [c for c in seeds if c.sings]
+    candidates_seeds = [c for c in seeds if c.can_seed(instrumental=instrumental_seeds)]
     if vocal_id is not None:
         named = [c for c in seeds if c.id == vocal_id]
-        if named and not named[0].sings:
+        if named and not named[0].can_seed(instrumental=instrumental_seeds):
             raise ConditionError(named[0].why_not_a_vocal_seed())
         candidates_seeds = [c for c in candidates_seeds if c.id == vocal_id]
         if not candidates_seeds:
@@ -536,7 +544,7 @@ def draw_candidates(
             qualifying[clip.id] = qualifying_stems(clip, pool, condition=condition)
         drawn = draw_candidate(
             clip, pool, condition=condition, seed=candidate_seed, duration_s=duration_s,
-            exclude_pairs=used.get(clip.id, set()), qualifying=qualifying[clip.id],
+            exclude_pairs=used.get(clip.id, set()), qualifying=qualifying[clip.id], instrumental_seeds=instrumental_seeds,
         )
         if drawn is None:
             if qualifying[clip.id].pair_count == 0:

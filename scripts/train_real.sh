@@ -34,14 +34,15 @@ start=$(date +%s)
 say "MashupDBs from recorded music (${TRACKS:-all} tracks per package, $CLIPS clips per track)"
 $M real_music --clips-per-track "$CLIPS" ${TRACKS:+--tracks "$TRACKS"} --seed "$SEED"
 
-candidates() {  # DB: one original per vocal seed, as many of each unmatched kind, as many matched (unlabeled)
+candidates() {  # training DB: one original per clip, as many of each unmatched kind, as many matched (unlabeled);
+  # instrumental clips are vocal seeds here too (training without them measured worse: README)
   local db=$1 n
-  n=$($M clips --db "$db" --json | .venv/bin/python -c 'import json, sys; print(sum(c["vocal_seed"] for c in json.load(sys.stdin)))')
-  $M generate --db "$db" --condition original --count "$n" --total --seed "$SEED"
+  n=$($M clips --db "$db" --json | .venv/bin/python -c 'import json, sys; print(len(json.load(sys.stdin)))')
+  $M generate --db "$db" --condition original --count "$n" --total --seed "$SEED" --instrumental-seeds
   for kind in unmatched_key unmatched_tempo unmatched_both; do
-    $M generate --db "$db" --condition "$kind" --count "$n" --total --seed "$((SEED + 1))"
+    $M generate --db "$db" --condition "$kind" --count "$n" --total --seed "$((SEED + 1))" --instrumental-seeds
   done
-  $M generate --db "$db" --condition matched --count "$n" --total --seed "$((SEED + 2))"
+  $M generate --db "$db" --condition matched --count "$n" --total --seed "$((SEED + 2))" --instrumental-seeds
 }
 
 train() {  # NAME DB...: one system (its network from NAME) trained on the DBs, into $OUT/NAME

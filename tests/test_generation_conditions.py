@@ -187,6 +187,10 @@ def test_a_clip_whose_vocal_lies_far_below_its_mix_is_never_a_vocal_seed_but_sti
         draw_candidates(pool, pool, condition="matched", count=1, seed=0, vocal_id=pool[0].id)
     with pytest.raises(ConditionError, match="40 dB below its mix"):
         draw_candidate(pool[0], pool, condition="matched", seed=0)
+    taken = {s.vocal_clip for s in draw_candidates(pool, pool, condition="matched", count=60, seed=5,
+                                                   instrumental_seeds=True).candidates}
+    assert taken & quiet_ids  # training data may take them on request
+    assert draw_candidate(pool[0], pool, condition="matched", seed=0, instrumental_seeds=True) is not None
     silent = [replace(c, vocal_level_db=-60.0) for c in collection[:4]]
     with pytest.raises(ConditionError, match="no seed clip has an audible vocal: the vocal stems of all 4 lie more than 30 dB"):
         draw_candidates(silent, collection, condition="matched", count=1, seed=0)

@@ -84,3 +84,6 @@ def test_the_vocal_level_is_measured_once_stored_and_an_instrumental_clip_gives_
         call_command("generate", "--db", "levels", "--condition", "original", "--count", "1", "--seed", "0",
                      "--vocal", str(instrumental.id), stdout=io.StringIO())
     assert Candidate.objects.filter(db=db).count() == 1
+    call_command("generate", "--db", "levels", "--condition", "original", "--count", "2", "--total", "--seed", "0",
+                 "--instrumental-seeds", stdout=io.StringIO())  # training data may take it
+    assert sorted(Candidate.objects.filter(db=db).values_list("vocal_clip_id", flat=True)) == [singing.id, instrumental.id]
