@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from tqdm import tqdm
 
 from config.cluster import ClusterError, check_jobs, dask_client, each_result
@@ -116,6 +117,7 @@ def generate(
     vocal_id: int | None = None,
     duration_s: float | None = None,
     instrumental_seeds: bool = False,
+    whole_accompaniment: bool = False,
 ) -> GenerateReport:
     """Draw `count` new candidates of `condition` for MashupDB `db_name` and store them.
 
@@ -123,6 +125,8 @@ def generate(
     command twice adds new candidates instead of duplicates.
     `instrumental_seeds`: clips whose vocal stem lies far below the mix may be
     vocal seeds too (training data; test sets never take them).
+    `whole_accompaniment`: harmonic and percussion stems from one clip
+    (another song's whole accompaniment; training data, see README).
     """
     db = get_db(db_name)
     acc = get_db(accompaniment_db) if accompaniment_db else db
@@ -132,7 +136,8 @@ def generate(
         raise CandidateError(f"clip {vocal_id} is not a clip of MashupDB {db.name!r}")
     stored = [spec_of(c) for c in Candidate.objects.filter(db=db, condition=Condition.parse(condition).value)]
     result = draw_candidates(seeds, pool, condition=condition, count=count, seed=seed, vocal_id=vocal_id,
-                             duration_s=duration_s, exclude=stored, instrumental_seeds=instrumental_seeds)
+                             duration_s=duration_s, exclude=stored, instrumental_seeds=instrumental_seeds,
+                             whole_accompaniment=whole_accompaniment)
     created, existing = [], 0
     with transaction.atomic():
         for spec in result.candidates:
@@ -145,8 +150,12 @@ def generate(
 
 
 def top_up(*, db_name: str, condition: str, total: int, seed: int, accompaniment_db: str | None = None,
-           vocal_id: int | None = None, duration_s: float | None = None, instrumental_seeds: bool = False) -> int:
+           vocal_id: int | None = None, duration_s: float | None = None, instrumental_seeds: bool = False,
+           whole_accompaniment: bool = False) -> int:
     """Draw until MashupDB `db_name` holds `total` non-test candidates of `condition`; returns how many it holds.
+
+    `whole_accompaniment`: draw and count only candidates whose harmonic and
+    percussion stems come from one clip.
 
     Idempotent (a second call draws nothing). When fewer than the missing
     number qualify, it takes what exists: the request halves until one draw
@@ -157,11 +166,14 @@ def top_up(*, db_name: str, condition: str, total: int, seed: int, accompaniment
         qs = qs.filter(harmonic_clip__db__name=accompaniment_db)
     if vocal_id:
         qs = qs.filter(vocal_clip_id=vocal_id)
+    if whole_accompaniment:
+        qs = qs.filter(harmonic_clip=F("percussion_clip"))
     missing = total - qs.count()
     while missing > 0:
         try:
             generate(db_name=db_name, condition=condition, count=missing, seed=seed, accompaniment_db=accompaniment_db,
-                     vocal_id=vocal_id, duration_s=duration_s, instrumental_seeds=instrumental_seeds)
+                     vocal_id=vocal_id, duration_s=duration_s, instrumental_seeds=instrumental_seeds,
+                     whole_accompaniment=whole_accompaniment)
             break
         except (CandidateError, ConditionError):
             if missing == 1:

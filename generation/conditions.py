@@ -51,6 +51,14 @@ tempo, so a "matched" candidate built from them would be the original in all
 but name, and an unmatched one would teach the networks to tell sections of
 one song apart rather than songs.
 
+Pairing: the paper picks the harmonic and the percussion stem separately, so
+outside ``original`` they mostly come from two clips, while an original's
+always come from one. A draw with ``whole_accompaniment=True`` takes both from
+one other clip that qualifies for both roles (another song's whole
+accompaniment under the vocal, the classic A-vs-B mashup); training DBs add
+such candidates so that a coherent accompaniment alone does not mark an
+original (README, "Whole accompaniments").
+
 Randomness: :func:`draw_candidates` takes one seed; a master
 ``np.random.default_rng(seed)`` picks the vocal seeds and a per-candidate seed,
 and each candidate's own choices (stem pair, which stem is offset, the
@@ -332,6 +340,17 @@ class QualifyingStems:
         """Number of (harmonic, percussion) pairs."""
         return len(self.harmonic) * len(self.percussion)
 
+    def pairs(self, *, whole_accompaniment: bool = False) -> list[tuple[ClipInfo, ClipInfo]]:
+        """The (harmonic, percussion) pairs in draw order (harmonic-major, pool order).
+
+        `whole_accompaniment`: only the pairs whose two stems come from one
+        clip, i.e. another song's whole accompaniment under the vocal.
+        """
+        if whole_accompaniment:
+            percussion = {c.id: c for c in self.percussion}
+            return [(h, percussion[h.id]) for h in self.harmonic if h.id in percussion]
+        return [(h, p) for h in self.harmonic for p in self.percussion]
+
 
 @dataclass(frozen=True)
 class DrawResult:
@@ -429,6 +448,7 @@ def draw_candidate(
     exclude_pairs: frozenset[tuple[int, int]] | set[tuple[int, int]] = frozenset(),
     qualifying: QualifyingStems | None = None,
     instrumental_seeds: bool = False,
+    whole_accompaniment: bool = False,
 ) -> CandidateSpec | None:
     """Draw one candidate for `seed_clip` with its own random `seed`; None when nothing qualifies.
 
@@ -438,7 +458,10 @@ def draw_candidate(
     U(−1, 1) s. `duration_s` None: the seed clip's length clamped to 25–60 s.
     `qualifying` may pass a precomputed :func:`qualifying_stems` result.
     `instrumental_seeds`: accept a seed whose vocal stem lies far below its
-    mix (:meth:`ClipInfo.can_seed`). Calling again with the same arguments returns the same spec.
+    mix (:meth:`ClipInfo.can_seed`). `whole_accompaniment`: draw only among
+    the pairs whose harmonic and percussion stems come from one clip
+    (:meth:`QualifyingStems.pairs`). Calling again with the same arguments
+    returns the same spec.
     """
     condition = Condition.parse(condition)
     if not seed_clip.can_seed(instrumental=instrumental_seeds):
@@ -447,15 +470,14 @@ def draw_candidate(
         raise ConditionError(f"seed must be a non-negative integer, got {seed!r}")
     duration = resolve_duration(seed_clip, duration_s)
     q = qualifying if qualifying is not None else qualifying_stems(seed_clip, pool, condition=condition)
-    n_perc = len(q.percussion)
-    index_of = {(h.id, p.id): i * n_perc + j for i, h in enumerate(q.harmonic) for j, p in enumerate(q.percussion)}
+    options = q.pairs(whole_accompaniment=whole_accompaniment)
+    index_of = {(h.id, p.id): i for i, (h, p) in enumerate(options)}
     used = sorted(index_of[pair] for pair in exclude_pairs if pair in index_of)
-    free = q.pair_count - len(used)
+    free = len(options) - len(used)
     if free <= 0:
         return None
     rng = np.random.default_rng(int(seed))
-    flat = _nth_free(int(rng.integers(free)), used)
-    harmonic, percussion = q.harmonic[flat // n_perc], q.percussion[flat % n_perc]
+    harmonic, percussion = options[_nth_free(int(rng.integers(free)), used)]
     offsets = {"harmonic": 0.0, "percussion": 0.0}
     if condition in (Condition.UNMATCHED_TEMPO, Condition.UNMATCHED_BOTH):
         role = ("harmonic", "percussion")[int(rng.integers(2))]
@@ -485,6 +507,7 @@ def draw_candidates(
     duration_s: float | None = None,
     exclude: Sequence[CandidateSpec] = (),
     instrumental_seeds: bool = False,
+    whole_accompaniment: bool = False,
 ) -> DrawResult:
     """Draw `count` distinct candidates of `condition`: vocal seeds from `seeds`, accompaniment from `pool`.
 
@@ -499,6 +522,8 @@ def draw_candidates(
     `count` candidates exist, ConditionError says how many could be drawn:
     the loop ends after at most ``count + len(seeds)`` rounds. Seeds must
     sing (:attr:`ClipInfo.sings`) unless `instrumental_seeds`.
+    `whole_accompaniment`: each candidate's harmonic and percussion stems come
+    from one clip (:meth:`QualifyingStems.pairs`).
     """
     condition = Condition.parse(condition)
     if int(count) != count or count < 1:
@@ -536,7 +561,8 @@ def draw_candidates(
     skipped = exhausted = 0
     while len(out) < count:
         if not live:
-            raise ConditionError(_exhausted_message(condition, len(out), count, len(candidates_seeds), vocal_id))
+            raise ConditionError(_exhausted_message(condition, len(out), count, len(candidates_seeds), vocal_id,
+                                                    whole_accompaniment=whole_accompaniment))
         position = int(rng.integers(len(live)))
         candidate_seed = int(rng.integers(_SEED_MAX))
         clip = candidates_seeds[live[position]]
@@ -545,9 +571,10 @@ def draw_candidates(
         drawn = draw_candidate(
             clip, pool, condition=condition, seed=candidate_seed, duration_s=duration_s,
             exclude_pairs=used.get(clip.id, set()), qualifying=qualifying[clip.id], instrumental_seeds=instrumental_seeds,
+            whole_accompaniment=whole_accompaniment,
         )
         if drawn is None:
-            if qualifying[clip.id].pair_count == 0:
+            if not qualifying[clip.id].pairs(whole_accompaniment=whole_accompaniment):
                 skipped += 1
             else:
                 exhausted += 1
@@ -579,11 +606,14 @@ _RULES = {
 }
 
 
-def _exhausted_message(condition: Condition, drawn: int, count: int, n_seeds: int, vocal_id: int | None) -> str:
+def _exhausted_message(condition: Condition, drawn: int, count: int, n_seeds: int, vocal_id: int | None, *,
+                       whole_accompaniment: bool = False) -> str:
     who = f"vocal clip {vocal_id}" if vocal_id is not None else f"the {n_seeds} seed clip(s)"
+    kind = f"{condition.value} candidate{'s' if drawn else ''}" + (" with a whole accompaniment" if whole_accompaniment else "")
     if drawn == 0:
-        return f"no {condition.value} candidate exists for {who}: {_RULES[condition]}"
+        rule = _RULES[condition] + ("; or no clip qualifies for both roles at once" if whole_accompaniment else "")
+        return f"no {kind} exists for {who}: {rule}"
     return (
-        f"only {drawn} distinct {condition.value} candidates exist for {who} ({count} asked, "
+        f"only {drawn} distinct {kind} exist for {who} ({count} asked, "
         "counting those passed in as already stored); ask for fewer or add clips"
     )

@@ -140,6 +140,28 @@ def test_original_and_unmatched_records_follow_their_rules():
 
 
 @pytest.mark.django_db
+def test_whole_accompaniments_top_up_on_their_own_count_and_keep_the_other_draws():
+    """--total counts all candidates of the condition, --whole-accompaniment --total only those from one clip."""
+    out = gen("--condition", "unmatched_tempo", "--count", "6", "--total", "--seed", "2")
+    assert "holds 6 unmatched_tempo candidates" in out
+    before = {r["id"]: r for r in export("--condition", "unmatched_tempo")}
+    whole_before = sum(r["harmonic_clip"] == r["percussion_clip"] for r in before.values())
+    out = gen("--condition", "unmatched_tempo", "--count", "4", "--total", "--seed", "3", "--whole-accompaniment")
+    assert "holds 4 whole-accompaniment unmatched_tempo candidates (asked for 4)" in out
+    after = {r["id"]: r for r in export("--condition", "unmatched_tempo")}
+    assert {k: after[k] for k in before} == before  # nothing stored before is touched
+    added = [after[k] for k in after if k not in before]
+    assert len(added) == 4 - whole_before
+    for r in added:
+        assert r["harmonic_clip"] == r["percussion_clip"] != r["vocal_clip"]
+        assert (r["harmonic_ratio"], r["percussion_ratio"]) == (1.0, 1.0)  # still the condition's rules
+    gen("--condition", "unmatched_tempo", "--count", "4", "--total", "--seed", "3", "--whole-accompaniment")
+    assert len(export("--condition", "unmatched_tempo")) == len(after)  # idempotent
+    assert f"holds {len(after)} unmatched_tempo" in gen("--condition", "unmatched_tempo", "--count", "6", "--total",
+                                                        "--seed", "2")  # the ordinary count includes them
+
+
+@pytest.mark.django_db
 def test_same_seed_same_candidates_and_identical_render_bytes():
     def fields(records):
         return [{k: v for k, v in r.items() if k not in ("id", "mix_path", "stem_paths")} for r in records]

@@ -228,6 +228,39 @@ def test_no_triple_is_drawn_twice_and_stored_ones_are_excluded(collection) -> No
                         exclude=more.candidates)
 
 
+@pytest.mark.parametrize("condition", ["matched", "unmatched_key", "unmatched_tempo", "unmatched_both"])
+def test_a_whole_accompaniment_takes_both_stems_from_one_qualifying_clip(collection, condition) -> None:
+    result = draw_candidates(collection, collection, condition=condition, count=30, seed=3, whole_accompaniment=True)
+    clips = by_id(collection)
+    used: dict[int, set[tuple[int, int]]] = {}
+    for spec in result.candidates:
+        assert spec.harmonic_clip == spec.percussion_clip != spec.vocal_clip
+        q = qualifying_stems(clips[spec.vocal_clip], collection, condition=condition)
+        assert clips[spec.harmonic_clip] in q.harmonic and clips[spec.percussion_clip] in q.percussion
+        again = draw_candidate(clips[spec.vocal_clip], collection, condition=condition, seed=spec.seed,
+                               exclude_pairs=used.setdefault(spec.vocal_clip, set()), whole_accompaniment=True)
+        assert again == spec
+        used[spec.vocal_clip].add(spec.pair)
+    # the ordinary draw mostly pairs stems of two clips, so the option is what makes them one
+    ordinary = draw_candidates(collection, collection, condition=condition, count=30, seed=3).candidates
+    assert sum(s.harmonic_clip == s.percussion_clip for s in ordinary) < 10
+
+
+def test_whole_accompaniments_run_out_where_no_clip_qualifies_for_both_roles() -> None:
+    seed_clip = clip(1, "C major", 120.0)
+    # clip 2 is in key but too fast for either role, clip 3 off key but in tempo (percussion only), clip 4 both
+    pool = [seed_clip, clip(2, "C major", 160.0), clip(3, "F# major", 120.0), clip(4, "D major", 118.0)]
+    q = qualifying_stems(seed_clip, pool, condition="matched")
+    assert [c.id for c in q.harmonic] == [4] and [c.id for c in q.percussion] == [3, 4]
+    assert [(h.id, p.id) for h, p in q.pairs(whole_accompaniment=True)] == [(4, 4)]
+    one = draw_candidates([seed_clip], pool, condition="matched", count=1, seed=0, whole_accompaniment=True)
+    assert one.candidates[0].pair == (4, 4)
+    with pytest.raises(ConditionError, match="only 1 distinct matched candidates with a whole accompaniment"):
+        draw_candidates([seed_clip], pool, condition="matched", count=2, seed=0, whole_accompaniment=True)
+    with pytest.raises(ConditionError, match="no clip qualifies for both roles at once"):
+        draw_candidates([seed_clip], pool[:3], condition="matched", count=1, seed=0, whole_accompaniment=True)
+
+
 def test_records_round_trip_through_their_dict(collection) -> None:
     spec = draw_candidates(collection, collection, condition="unmatched_tempo", count=1, seed=2).candidates[0]
     assert CandidateSpec.from_dict(spec.to_dict() | {"id": 9, "mix_path": None}) == spec

@@ -24,6 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("--instrumental-seeds", action="store_true",
                             help="Also take clips whose vocal stem lies more than 30 dB below the mix (instrumental "
                             "music) as vocal seeds: more training data. Test sets (evaluate) never take them.")
+        parser.add_argument("--whole-accompaniment", action="store_true",
+                            help="Harmonic and percussion stems from one other clip (another song's whole "
+                            "accompaniment); with --total, only such candidates are counted.")
         parser.add_argument("--render", action="store_true", help="Render mixes and adjusted stems.")
         parser.add_argument("--no-progress", action="store_true")
 
@@ -34,13 +37,16 @@ class Command(BaseCommand):
             with command_errors():
                 held = top_up(db_name=o["db"], accompaniment_db=o["accompaniment_db"], condition=o["condition"],
                               total=o["count"], seed=o["seed"], vocal_id=o["vocal"], duration_s=o["duration"],
-                              instrumental_seeds=o["instrumental_seeds"])
-            self.stdout.write(f"{o['db']} holds {held} {o['condition']} candidates (asked for {o['count']})")
+                              instrumental_seeds=o["instrumental_seeds"],
+                              whole_accompaniment=o["whole_accompaniment"])
+            whole = " whole-accompaniment" if o["whole_accompaniment"] else ""
+            self.stdout.write(f"{o['db']} holds {held}{whole} {o['condition']} candidates (asked for {o['count']})")
             return
         with command_errors():
             report = generate(db_name=o["db"], accompaniment_db=o["accompaniment_db"], condition=o["condition"],
                               count=o["count"], seed=o["seed"], vocal_id=o["vocal"], duration_s=o["duration"],
-                              instrumental_seeds=o["instrumental_seeds"])
+                              instrumental_seeds=o["instrumental_seeds"],
+                              whole_accompaniment=o["whole_accompaniment"])
             self.stdout.write(f"{len(report.created)} {o['condition']} candidates created, "
                               f"{report.existing} already stored, {report.skipped_seeds} vocal seeds skipped "
                               "(nothing qualified: no other recording in key and tempo range)")
