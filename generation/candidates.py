@@ -126,7 +126,7 @@ def generate(
     `instrumental_seeds`: clips whose vocal stem lies far below the mix may be
     vocal seeds too (training data; test sets never take them).
     `whole_accompaniment`: harmonic and percussion stems from one clip
-    (another song's whole accompaniment; training data, see README).
+    (another song's whole accompaniment, the A-vs-B mashup; see README).
     """
     db = get_db(db_name)
     acc = get_db(accompaniment_db) if accompaniment_db else db

@@ -55,9 +55,10 @@ Pairing: the paper picks the harmonic and the percussion stem separately, so
 outside ``original`` they mostly come from two clips, while an original's
 always come from one. A draw with ``whole_accompaniment=True`` takes both from
 one other clip that qualifies for both roles (another song's whole
-accompaniment under the vocal, the classic A-vs-B mashup); training DBs add
-such candidates so that a coherent accompaniment alone does not mark an
-original (README, "Whole accompaniments").
+accompaniment under the vocal, the classic A-vs-B mashup), for studies of
+such mashups; added to training DBs so that a coherent accompaniment alone
+no longer marks an original, they measured worse (README, "Whole
+accompaniments"), so no script adds them.
 
 Randomness: :func:`draw_candidates` takes one seed; a master
 ``np.random.default_rng(seed)`` picks the vocal seeds and a per-candidate seed,
