@@ -257,8 +257,12 @@ def test_whole_accompaniments_run_out_where_no_clip_qualifies_for_both_roles() -
     assert one.candidates[0].pair == (4, 4)
     with pytest.raises(ConditionError, match="only 1 distinct matched candidates with a whole accompaniment"):
         draw_candidates([seed_clip], pool, condition="matched", count=2, seed=0, whole_accompaniment=True)
+    # unmatched_tempo: clip 5 (in key, at the seed's tempo) is harmonic only, clip 6 (off key, 100 BPM)
+    # percussion only: the ordinary draw pairs them, a whole accompaniment has no clip to take
+    apart = [seed_clip, clip(5, "C major", 120.0), clip(6, "F# major", 100.0)]
+    assert draw_candidates([seed_clip], apart, condition="unmatched_tempo", count=1, seed=0).candidates[0].pair == (5, 6)
     with pytest.raises(ConditionError, match="no clip qualifies for both roles at once"):
-        draw_candidates([seed_clip], pool[:3], condition="matched", count=1, seed=0, whole_accompaniment=True)
+        draw_candidates([seed_clip], apart, condition="unmatched_tempo", count=1, seed=0, whole_accompaniment=True)
 
 
 def test_records_round_trip_through_their_dict(collection) -> None:
