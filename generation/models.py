@@ -158,6 +158,11 @@ class Candidate(models.Model):
     def is_rendered(self) -> bool:
         return bool(self.mix_path)
 
+    @property
+    def has_whole_accompaniment(self) -> bool:
+        """Harmonic and percussion stems from one clip: another song's whole backing (the A-vs-B mashup)."""
+        return self.harmonic_clip_id == self.percussion_clip_id
+
     def media(self, field: str) -> Path | None:
         value = getattr(self, field)
         return Path(settings.MEDIA_ROOT) / value if value else None

@@ -129,6 +129,31 @@ def retrieval_metrics(*, scores: np.ndarray, labels: np.ndarray, groups: np.ndar
     }
 
 
+def unlabeled_subset_effect(*, scores: np.ndarray, labels: np.ndarray, subset: np.ndarray) -> dict[str, Any]:
+    """How much a kind of unlabeled candidate (``subset``, a boolean mask) weighs on the average rank.
+
+    Made for whole accompaniments (harmonic and percussion stems from one other
+    clip: another song's whole backing, which a network may hear as one song and
+    rank above an original). Returns ``{"n_unlabeled", "mean_score",
+    "mean_score_others", "average_rank_without"}``: how many unlabeled
+    candidates the subset holds, their mean score and the other unlabeled
+    candidates' (None where there are none), and the average rank over the whole
+    test set with the subset left out (None when no other unlabeled candidate is left).
+    """
+    s, y = _check(scores, labels)
+    m = np.asarray(subset, dtype=bool)
+    if m.shape != s.shape:
+        raise ScoringError(f"subset must match scores in shape, got {m.shape} and {s.shape}")
+    inside, others = m & (y == UNLABELED), ~m & (y == UNLABELED)
+    keep = ~inside
+    return {
+        "n_unlabeled": int(np.count_nonzero(inside)),
+        "mean_score": float(s[inside].mean()) if inside.any() else None,
+        "mean_score_others": float(s[others].mean()) if others.any() else None,
+        "average_rank_without": average_rank(scores=s[keep], labels=y[keep]) if others.any() else None,
+    }
+
+
 def table1_row(*, system: str, scores: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None,
                calibrated: bool = True, threshold: float = 0.5) -> dict[str, Any]:
     """One row of Table 1: {system, accuracy, average_rank, n_labeled, n_unlabeled, accuracy_note}.

@@ -409,13 +409,17 @@ def evaluate(db_name: str, systems: Sequence[str], *, per_seed: int = 5, seed: i
     Each row also carries ``retrieval``: R@k and normalised ranks of each
     vocal seed's original among that seed's candidates in the test set
     (:func:`scoring.evaluation.retrieval_metrics`); a larger ``per_seed``
-    makes the pool closer to every qualifying accompaniment.
+    makes the pool closer to every qualifying accompaniment; and
+    ``whole_accompaniment``: how the unlabeled candidates whose harmonic and
+    percussion stems come from one clip weigh on the average rank
+    (:func:`scoring.evaluation.unlabeled_subset_effect`).
     """
-    from scoring.evaluation import retrieval_metrics, table1_row
+    from scoring.evaluation import retrieval_metrics, table1_row, unlabeled_subset_effect
 
     test = ensure_test_set(db_name, per_seed=per_seed, seed=seed)
     labels = np.array([label_of(c.condition) for c in test])
     groups = np.array([c.vocal_clip_id for c in test])
+    whole = np.array([c.has_whole_accompaniment for c in test])
     if not (labels == POSITIVE).any() or not (labels == UNLABELED).any():
         held = Candidate.objects.filter(db__name=db_name, condition=Condition.ORIGINAL.value).exclude(split="test")
         if not (labels == POSITIVE).any() and held.exists():
@@ -435,6 +439,7 @@ def evaluate(db_name: str, systems: Sequence[str], *, per_seed: int = 5, seed: i
         s = np.array([values[c.id] for c in test])
         row = table1_row(system=system.name, scores=s, labels=labels, calibrated=system.arch != System.Arch.AMU)
         row["retrieval"] = retrieval_metrics(scores=s, labels=labels, groups=groups)
+        row["whole_accompaniment"] = unlabeled_subset_effect(scores=s, labels=labels, subset=whole)
         Evaluation.objects.update_or_create(system=system, db=test[0].db, defaults={
             "accuracy": row["accuracy"], "accuracy_note": row.get("accuracy_note") or "",
             "average_rank": row["average_rank"], "n_labeled": row["n_labeled"], "n_unlabeled": row["n_unlabeled"],

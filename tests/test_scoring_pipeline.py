@@ -29,6 +29,7 @@ import time
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db.models import F
 from django.test import override_settings
 
 from generation.models import Candidate, MashupDB, Stem
@@ -162,6 +163,10 @@ def test_train_score_evaluate_commands(world, tiny, tmp_path):
         ret = r["retrieval"]
         assert ret["n_queries"] >= 1 and set(ret["recall_at"]) == {"1", "5", "10"}
         assert 0.0 < ret["median_normalised_rank"] <= 1.0 and ret["mean_pool"] >= 2
+        whole = r["whole_accompaniment"]
+        n_whole = Candidate.objects.filter(db__name="sp-held", split="test", condition="matched",
+                                           harmonic_clip=F("percussion_clip")).count()
+        assert whole["n_unlabeled"] == n_whole <= r["n_unlabeled"]
     assert rows[1]["accuracy"] is None and rows[1]["accuracy_note"]  # AMU: uncalibrated, reason given
 
 

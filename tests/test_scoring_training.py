@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from scoring.errors import ScoringError
-from scoring.evaluation import average_rank, labeled_accuracy, positive_ranks, retrieval_metrics, table1_row
+from scoring.evaluation import (
+    average_rank,
+    labeled_accuracy,
+    positive_ranks,
+    retrieval_metrics,
+    table1_row,
+    unlabeled_subset_effect,
+)
 from scoring.features import FeatureConfig
 from scoring.nets import predict
 from scoring.training import load_checkpoint, split_by_group, train_model
@@ -192,6 +199,22 @@ def test_table1_row_for_an_uncalibrated_system_has_no_accuracy():
     assert (row["average_rank"], row["n_labeled"], row["n_unlabeled"]) == (2.5, 4, 4)
     with pytest.raises(ScoringError, match="no positive"):
         average_rank(scores=SCORES, labels=np.where(LABELS == 1, 0, LABELS))
+
+
+def test_unlabeled_subset_effect_leaves_the_subset_out_of_the_average_rank():
+    # the subset: the unlabeled 0.95 (above both positives) and the labeled 0.2 (not unlabeled: ignored)
+    subset = np.array([False, True, True, False, False, False, False, False])
+    e = unlabeled_subset_effect(scores=SCORES, labels=LABELS, subset=subset)
+    assert e["n_unlabeled"] == 1 and e["mean_score"] == 0.95
+    assert e["mean_score_others"] == pytest.approx((0.5 + 0.7 + 0.1) / 3)
+    # left: unlabeled 0.5, 0.7, 0.1; positive 0.9 → rank 1, positive 0.6 → rank 2
+    assert e["average_rank_without"] == 1.5 and average_rank(scores=SCORES, labels=LABELS) == 2.5
+    none = unlabeled_subset_effect(scores=SCORES, labels=LABELS, subset=np.zeros(8, bool))
+    assert none["n_unlabeled"] == 0 and none["mean_score"] is None and none["average_rank_without"] == 2.5
+    every = unlabeled_subset_effect(scores=SCORES, labels=LABELS, subset=LABELS == -1)
+    assert every["n_unlabeled"] == 4 and every["average_rank_without"] is None
+    with pytest.raises(ScoringError, match="subset must match"):
+        unlabeled_subset_effect(scores=SCORES, labels=LABELS, subset=np.zeros(3, bool))
 
 
 def test_retrieval_metrics_rank_each_original_among_its_own_seeds_candidates():

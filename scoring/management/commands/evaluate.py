@@ -35,9 +35,16 @@ class Command(BaseCommand):
                               f"{ret['mean_pool']:>5.1f}")
             if r.get("accuracy_note"):
                 self.stdout.write(f"  note: {r['accuracy_note']}")
+            whole = r["whole_accompaniment"]
+            if whole["n_unlabeled"] and whole["average_rank_without"] is not None:
+                self.stdout.write(f"  whole accompaniments (harmonic and percussion from one clip): "
+                                  f"{whole['n_unlabeled']} of {r['n_unlabeled']} unlabeled, mean score "
+                                  f"{whole['mean_score']:.3f} vs {whole['mean_score_others']:.3f}; "
+                                  f"avg rank without them {whole['average_rank_without']:.3f}")
         self.stdout.write("R@k: share of vocal seeds whose original ranks in the top k of its own candidates; "
                           "med nrank: median of rank / pool size.")
         if o["json"]:
-            keys = ("system", "accuracy", "average_rank", "n_labeled", "n_unlabeled", "accuracy_note", "retrieval")
+            keys = ("system", "accuracy", "average_rank", "n_labeled", "n_unlabeled", "accuracy_note", "retrieval",
+                    "whole_accompaniment")
             o["json"].write_text(json.dumps([{k: r.get(k) for k in keys} for r in rows], indent=2))
             self.stdout.write(f"wrote {o['json']}")
