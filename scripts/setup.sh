@@ -2,7 +2,8 @@
 # Install everything mashlab needs on a Debian machine where you are root.
 # Idempotent: a second run reuses what is there.
 #   scripts/setup.sh          audio stack, .venv, Spleeter venv, weights, database
-#   scripts/setup.sh --tests  also chromium (browser tests) and postgresql
+#   scripts/setup.sh --tests  also chromium (browser tests), postgresql, openttd-openmsx (MIDI pieces for the
+#                             tempo test) and xblast-tnt-musics (4 MB: the real_music command's test)
 #   scripts/setup.sh --real-music  also the seven Debian game-soundtrack packages (about 530 MB of recorded
 #                             music under free licences) that `manage.py real_music` trains and tests on
 set -euo pipefail
@@ -22,7 +23,7 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # --- Debian packages -------------------------------------------------------
 APT_PKGS=(rubberband-cli ffmpeg fluidsynth fluid-soundfont-gm espeak-ng sox libsndfile1 unzip)
-[ "$WITH_TESTS" = 1 ] && APT_PKGS+=(chromium chromium-driver postgresql openttd-openmsx)
+[ "$WITH_TESTS" = 1 ] && APT_PKGS+=(chromium chromium-driver postgresql openttd-openmsx xblast-tnt-musics)
 # generation/real_music.py names these and no other music packages (recordings elsewhere stay an independent test)
 [ "$WITH_REAL_MUSIC" = 1 ] && APT_PKGS+=(wesnoth-1.16-music ufoai-music nexuiz-music hyperrogue-music asc-music \
   xblast-tnt-musics fb-music-high)

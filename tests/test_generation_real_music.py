@@ -2,7 +2,8 @@
 
 The archive and raw files here are made by the test (a zip holding a tone, a
 few bytes of unsigned 8-bit PCM), standing in for the packages' pk3 and
-.raw files; the packages themselves are used when installed.
+.raw files; the packages themselves are used when installed: the command
+itself runs on two tracks of xblast-tnt-musics (`setup.sh --tests` installs it).
 """
 
 from __future__ import annotations
@@ -75,3 +76,51 @@ def test_an_installed_package_lists_its_ogg_tracks(tmp_path):
     package = next(p for p in PACKAGES if p.name == "wesnoth-1.16-music")
     found = real_music.sources(package, tmp_path)
     assert len(found) >= 30 and all(p.suffix == ".ogg" for p in found)
+
+
+XBLAST = "/usr/share/games/xblast-tnt/sounds"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+@pytest.mark.skipif(not Path(XBLAST).exists(), reason="xblast-tnt-musics is not installed (bash scripts/setup.sh "
+                    "--tests installs it: 4 MB)")
+def test_the_command_stores_batch_by_batch_and_a_rerun_adds_nothing(tmp_path, settings):
+    """Two real tracks (xblast-tnt-musics' raw PCM) through Spleeter and madmom, one batch each."""
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from generation.models import Clip, MashupDB
+    from tests.test_generation_separation import needs_spleeter
+
+    needs_spleeter()
+    settings.DATA_DIR = tmp_path / "data"
+    args = ["real_music", "--packages", "xblast-tnt-musics", "--tracks", "2", "--clips-per-track", "1",
+            "--batch-tracks", "1", "--jobs", "1", "--train-db", "rm-train", "--held-db", "rm-held", "--no-progress"]
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO())
+    text = out.getvalue()
+    print(text)
+    assert "xblast-tnt-musics (training): 2 of 4 tracks" in text
+    assert "rm-train: tracks 1-1 of 2 done" in text and "rm-train: tracks 2-2 of 2 done" in text
+    clips = list(Clip.objects.filter(db__name="rm-train"))
+    assert len(clips) == 2 and len({c.source_sha256 for c in clips}) == 2  # one clip from each track
+    for clip in clips:
+        assert clip.source.startswith(str(settings.DATA_DIR / "real-music"))  # the raw PCM, wrapped as FLAC
+        assert clip.segment_method == "auto" and clip.segment_score is not None
+        assert 20 < clip.tempo_bpm < 400 and len(clip.beats) > 8
+        assert {s.name for s in clip.stems.filter(kind="role")} == {"vocal", "harmonic", "percussion"}
+        assert all(Path(settings.MEDIA_ROOT, s.path).is_file() for s in clip.stems.all())
+    mb_per_clip = float(text.split(" MB per clip")[0].rsplit("= ", 1)[1])
+    assert 0 < mb_per_clip < 15  # issue 11: under 15 MB per clip
+    assert not MashupDB.objects.filter(name="rm-held").exists()  # no held-out package was asked for
+
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO())
+    assert "0 clips added, 2 present, 0 failed" in out.getvalue()
+    assert Clip.objects.filter(db__name="rm-train").count() == 2
+
+    with pytest.raises(CommandError, match="not one of the seven packages"):
+        call_command("real_music", "--packages", "vgmusic", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="--batch-tracks must be at least 1"):
+        call_command(*args, "--batch-tracks", "0", stdout=io.StringIO())

@@ -1,4 +1,4 @@
-"""python manage.py real_music [--train-db real-train] [--held-db real-held] [--clips-per-track 3] [--tracks N]
+"""python manage.py real_music [--train-db real-train] [--held-db real-held] [--clips-per-track 3] [--tracks N] [--packages …]
 
 Build two MashupDBs from the recorded music of seven Debian packages
 (generation.real_music): the training packages into one, the held-out
@@ -39,6 +39,8 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0, help="Seed of the track draw (default 0).")
         parser.add_argument("--separator", default="spleeter:2stems", choices=[s for s in SEPARATORS if s != "stems"])
         parser.add_argument("--side", choices=["both", TRAINING, HELD_OUT], default="both")
+        parser.add_argument("--packages", nargs="+", default=None, metavar="PACKAGE",
+                            help="Only these of the seven packages (default all); each still goes to its own side.")
         parser.add_argument("--jobs", type=int, default=2, help="Processes for analysis (default 2).")
         parser.add_argument("--batch-tracks", type=int, default=16,
                             help="Tracks separated and stored together before the next batch (default 16): a run "
@@ -49,13 +51,19 @@ class Command(BaseCommand):
         batch = o["batch_tracks"]
         if batch < 1:
             raise CommandError(f"--batch-tracks must be at least 1, got {batch}")
+        known = [p.name for p in PACKAGES]
+        wanted = set(o["packages"] or known)
+        if wanted - set(known):
+            raise CommandError(f"--packages: {', '.join(sorted(wanted - set(known)))} is not one of the seven "
+                               f"packages ({', '.join(known)})")
         cache = Path(settings.DATA_DIR) / "real-music"
         dbs = {TRAINING: o["train_db"], HELD_OUT: o["held_db"]}
         for side in (TRAINING, HELD_OUT):
-            if o["side"] not in ("both", side):
+            chosen_packages = [p for p in PACKAGES if p.side == side and p.name in wanted]
+            if o["side"] not in ("both", side) or not chosen_packages:
                 continue
             paths: list[Path] = []
-            for package in (p for p in PACKAGES if p.side == side):
+            for package in chosen_packages:
                 with command_errors():
                     found = sources(package, cache)
                 found = tracks(found, min_seconds=MIN_TRACK_S)
